@@ -1,0 +1,117 @@
+"""`percpu`: the front door.
+
+Bad input: one line on stderr, exit 2. A run: a Rich report (or `--json`, one
+document on stdout), then a verdict line; exit 0 on SUCCESS, 1 on FAILURE,
+130 on Ctrl-C.
+"""
+from __future__ import annotations
+
+import json
+import math
+import sys
+from enum import Enum
+
+import typer
+from rich.console import Console
+
+from percpu.strategies import STRATEGIES
+from percpu.workloads import WORKLOADS
+from percpu.workers.pool import MAX_CPUS, RunParams, run
+from percpu.state import SharedMemoryUnavailable
+from percpu.cli.render import render_run, verdict_line
+
+Strategy = Enum("Strategy", {name: name for name in STRATEGIES}, type=str)
+Workload = Enum("Workload", {name: name for name in WORKLOADS}, type=str)
+
+
+class Layout(str, Enum):
+    padded = "padded"
+    packed = "packed"
+
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="Emulate Linux per-CPU lazy-TLB mm state and compare the schemes that keep a lazily used mm alive.",
+)
+
+
+def _positive_finite(value: float) -> float:
+    if not math.isfinite(value) or value <= 0:
+        raise typer.BadParameter(f"must be a positive finite number of seconds, not {value}")
+    return value
+
+
+def _line_size(value: int) -> int:
+    if value < 64 or value & (value - 1):
+        raise typer.BadParameter(f"must be a power of two of at least 64 bytes, not {value}")
+    return value
+
+
+@app.command("run")
+def run_command(
+    strategy: Strategy = typer.Option("refcount", help="How lazily used mms are kept alive."),
+    cpus: int = typer.Option(2, min=1, max=MAX_CPUS, help="Emulated CPUs (one pinned process each)."),
+    workload: Workload = typer.Option("lazy-roundtrip", help="What the tasks do."),
+    duration: float = typer.Option(2.0, callback=_positive_finite, help="Seconds of measurement."),
+    seed: int = typer.Option(1, min=0, help="Seed for the workload's choices."),
+    line_size: int = typer.Option(128, callback=_line_size, help="Bytes per padded cache line."),
+    layout: Layout = typer.Option("padded", help="padded: records on their own lines; packed: false sharing."),
+    json_output: bool = typer.Option(False, "--json", help="Print the result document as JSON on stdout."),
+):
+    """Run one emulation and print its result and verdict."""
+    params = RunParams(
+        strategy=strategy.value,
+        workload=workload.value,
+        cpus=cpus,
+        duration=duration,
+        seed=seed,
+        line_size=line_size,
+        layout=layout.value,
+    )
+    err = Console(stderr=True)
+    try:
+        doc = run(params)
+    except SharedMemoryUnavailable as exc:
+        err.print(f"percpu: error: {exc}", markup=False, highlight=False)
+        raise typer.Exit(2)
+    except KeyboardInterrupt:
+        err.print("percpu: interrupted; workers stopped, shared memory removed", markup=False, highlight=False)
+        raise typer.Exit(130)
+    if json_output:
+        sys.stdout.write(json.dumps(doc, indent=2) + "\n")
+        err.print(verdict_line(doc), markup=False, highlight=False, soft_wrap=True)
+    else:
+        out = Console()
+        render_run(out, doc)
+        out.print(verdict_line(doc), markup=False, highlight=False, soft_wrap=True)
+    raise typer.Exit(0 if doc["verdict"] == "SUCCESS" else 1)
+
+
+@app.callback()
+def _root():
+    """percpu: per-CPU lazy-TLB emulator."""
+
+
+def main() -> None:
+    """Console entry point: every usage error is one line and exit 2."""
+    try:
+        code = app(standalone_mode=False)
+    except Exception as exc:
+        # click's UsageError (typer may vendor click, so match its shape)
+        if getattr(exc, "exit_code", None) == 2 and hasattr(exc, "format_message"):
+            message = " ".join(exc.format_message().split())
+            ctx = getattr(exc, "ctx", None)
+            hint = f" (see '{ctx.command_path} --help')" if ctx is not None and ctx.command_path else ""
+            sys.stderr.write(f"percpu: error: {message}{hint}\n")
+            sys.exit(2)
+        if type(exc).__name__ == "Abort":
+            sys.stderr.write("percpu: interrupted\n")
+            sys.exit(130)
+        raise
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+if __name__ == "__main__":
+    main()

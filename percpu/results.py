@@ -1,0 +1,110 @@
+"""The result document of one run: parameters, machine, rates, latency,
+counters, teardown costs, violations, verdict. Versioned, JSON-ready."""
+from __future__ import annotations
+
+import os
+import platform
+import statistics
+
+import numpy as np
+
+from percpu.cpu import COUNTERS, bucket_value
+
+SCHEMA = "percpu.run/1"
+
+
+def machine_info(pinning: list[int], usable_cores: list[int]) -> dict:
+    model = ""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    model = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    ncpus = len(pinning)
+    return {
+        "hostname": platform.node(),
+        "cpu_model": model,
+        "online_cores": os.cpu_count(),
+        "usable_cores": usable_cores,
+        "pinning": pinning,
+        "oversubscription": round(ncpus / len(usable_cores), 3),
+        "oversubscribed": ncpus > len(usable_cores),
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+    }
+
+
+def percentiles(hist, points=(50, 90, 99)) -> dict:
+    """Percentiles of a log-bucket histogram, as bucket midpoints in ns."""
+    hist = np.asarray(hist)
+    total = int(hist.sum())
+    if not total:
+        return {f"p{p}": None for p in points}
+    cumulative = np.cumsum(hist)
+    out = {}
+    for p in points:
+        bucket = int(np.searchsorted(cumulative, total * p / 100.0))
+        out[f"p{p}"] = round(bucket_value(bucket), 1)
+    return out
+
+
+def rate_summary(samples: list[list[float]]) -> dict:
+    """samples: per sample, each CPU's ops/s. will-it-scale prints per sample
+    the min and max over tasks and the total; we report their medians."""
+    kept = samples[1:] if len(samples) >= 3 else samples  # first is warm-up
+    if not kept:
+        return {"samples": 0, "total_ops_per_s": 0.0, "min_cpu_ops_per_s": 0.0, "max_cpu_ops_per_s": 0.0}
+    return {
+        "samples": len(kept),
+        "total_ops_per_s": statistics.median(sum(s) for s in kept),
+        "min_cpu_ops_per_s": statistics.median(min(s) for s in kept),
+        "max_cpu_ops_per_s": statistics.median(max(s) for s in kept),
+        "per_sample_total": [round(sum(s), 1) for s in kept],
+    }
+
+
+def build_document(*, parameters, machine, workload_op, elapsed_s, samples, per_cpu_counters, op_hist,
+                   teardown_hist, violation_total, violations, end_state_problems, aborted) -> dict:
+    totals = {name: int(sum(c[name] for c in per_cpu_counters)) for name in COUNTERS}
+    problems = list(violations) + list(end_state_problems)
+    failure_reasons = []
+    if aborted:
+        failure_reasons.append(aborted)
+    if violation_total:
+        kinds = sorted({v["kind"] for v in violations})
+        failure_reasons.append(f"{violation_total} violation(s): {', '.join(kinds)}")
+    if end_state_problems:
+        kinds = sorted({p["kind"] for p in end_state_problems})
+        failure_reasons.append(f"end-of-run check: {len(end_state_problems)} problem(s): {', '.join(kinds)}")
+    ops = totals["ops"]
+    teardowns = totals["teardowns"]
+    return {
+        "schema": SCHEMA,
+        "parameters": parameters,
+        "machine": machine,
+        "verdict": "FAILURE" if failure_reasons else "SUCCESS",
+        "failure_reasons": failure_reasons,
+        "aborted": aborted,
+        "elapsed_s": round(elapsed_s, 3),
+        "op": workload_op,
+        "rate": rate_summary(samples),
+        "ns_per_op": percentiles(op_hist),
+        "totals": totals,
+        "per_op": {
+            "shared_atomics": round(totals["shared_atomics"] / ops, 3) if ops else None,
+            "lazy_switches": round(totals["lazy_switches"] / ops, 3) if ops else None,
+        },
+        "teardown": {
+            "count": teardowns,
+            "ns": percentiles(teardown_hist),
+            "ipis_per_teardown": round(totals["ipis_sent"] / teardowns, 3) if teardowns else None,
+            "wait_ns_per_teardown": round(totals["ipi_wait_ns"] / teardowns, 1) if teardowns else None,
+        },
+        "per_cpu": per_cpu_counters,
+        "violation_count": violation_total + len(end_state_problems),
+        "violations": problems,
+    }

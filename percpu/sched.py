@@ -1,0 +1,191 @@
+"""The scheduler's mm path (kernel/sched/core.c) and x86's lazy TLB state
+(arch/x86/mm/tlb.c), with the strategy's hooks where the kernel has them.
+
+    context_switch(rq, prev, next):
+      if next->mm == NULL:                        # to a kernel thread: lazy
+          enter_lazy_tlb(prev->active_mm, next)
+          next->active_mm = prev->active_mm
+          if prev->mm: mmgrab_lazy_tlb(prev->active_mm)
+          else:        prev->active_mm = NULL     # kernel -> kernel: hand over
+      else:
+          switch_mm_irqs_off(prev->active_mm, next->mm, next)
+          if prev->mm == NULL: rq->prev_mm = prev->active_mm; prev->active_mm = NULL
+      finish_task_switch(prev)                    # mmdrop_lazy_tlb(rq->prev_mm)
+
+A strategy without active_mm (tlbstate) takes the CPU's loaded_mm as the
+only record of what it uses.
+"""
+from __future__ import annotations
+
+from percpu.state import INIT_MM, LOADED_MM_SWITCHING, NULL, SLOT_MASK
+from percpu.violations import site
+from percpu import mm as mmlib
+
+SITE_TLB_GEN = site("switch_mm_irqs_off: read next->context.tlb_gen")
+SITE_IDLE_PROBE = site("idle: lazy CPU walks loaded_mm's page tables")
+SITE_FINAL_PROBE = site("idle_task_exit: last walk of loaded_mm before going offline")
+
+
+class Task:
+    """A task_struct: `mm` is NULL for kernel threads."""
+
+    __slots__ = ("tid", "name", "mm", "active_mm", "cpu", "pipe", "side", "dead")
+
+    def __init__(self, tid: int, name: str, mm: int, cpu: int):
+        self.tid, self.name, self.cpu = tid, name, cpu
+        self.mm = mm
+        self.active_mm = mm
+        self.pipe = -1
+        self.side = 0
+        self.dead = False
+
+
+# --- arch/x86/mm/tlb.c ---------------------------------------------------------
+def enter_lazy_tlb(cpu, mm: int) -> None:
+    if cpu.loaded_mm == INIT_MM:
+        return
+    cpu.is_lazy = 1  # cpu_tlbstate_shared.is_lazy (write-through mirror)
+    cpu.store(cpu.a_is_lazy, 1)
+
+
+def switch_mm_irqs_off(cpu, prev: int, next: int) -> None:
+    """x86: loaded_mm, is_lazy, mm_cpumask, tlb_gen. `prev` is unused, as on
+    x86: the CPU's own loaded_mm says what it really had."""
+    real_prev = cpu.loaded_mm
+    was_lazy = cpu.is_lazy
+    if was_lazy:
+        cpu.is_lazy = 0
+        cpu.store(cpu.a_is_lazy, 0)
+    if real_prev == next:
+        # Back to the mm we kept loaded while lazy: only catch a flush missed
+        # while lazy (a user->user switch within one process skips even that).
+        if was_lazy:
+            slot = next & SLOT_MASK  # cpu.deref, inlined on the hot path
+            if cpu.load(cpu.mm_gen[slot]) != next >> 32:
+                cpu.use_after_free(next, SITE_TLB_GEN)
+            tlb_gen = cpu.load(cpu.mm_tlb_gen[slot])
+            if tlb_gen != cpu.loaded_tlb_gen:
+                cpu.loaded_tlb_gen = tlb_gen  # flush_tlb_local
+        return
+    cpu.set_loaded_mm(LOADED_MM_SWITCHING)
+    if real_prev != INIT_MM and cpu.cpumask_clear_on_switch:
+        mmlib.cpumask_clear_cpu(cpu, real_prev, cpu.id)
+    if next != INIT_MM:
+        mmlib.cpumask_set_cpu(cpu, next, cpu.id)
+        cpu.loaded_tlb_gen = cpu.load(cpu.mm_tlb_gen[cpu.deref(next, SITE_TLB_GEN)])
+    cpu.set_loaded_mm(next)  # load_new_mm_cr3
+
+
+# --- kernel/sched/core.c -------------------------------------------------------
+def context_switch(cpu, prev: Task, next: Task) -> None:
+    strategy = cpu.strategy
+    cpu.switches += 1
+    if strategy.tracks_active_mm:
+        if next.mm == NULL:
+            mm = prev.active_mm
+            enter_lazy_tlb(cpu, mm)
+            next.active_mm = mm
+            if prev.mm != NULL:
+                cpu.lazy_switches += 1
+                strategy.mmgrab_lazy_tlb(cpu, mm)
+            else:
+                prev.active_mm = NULL  # kernel -> kernel: the lazy use is handed over
+        else:
+            switch_mm_irqs_off(cpu, prev.active_mm, next.mm)
+            if prev.mm == NULL:
+                cpu.prev_mm = prev.active_mm
+                prev.active_mm = NULL
+    elif next.mm == NULL:
+        if prev.mm != NULL:
+            cpu.lazy_switches += 1
+        enter_lazy_tlb(cpu, cpu.loaded_mm)
+    else:
+        switch_mm_irqs_off(cpu, cpu.loaded_mm, next.mm)
+    cpu.curr = next
+    # finish_task_switch(prev), inlined: it runs on every switch
+    mm = cpu.prev_mm
+    if mm != NULL:
+        cpu.prev_mm = NULL
+        strategy.mmdrop_lazy_tlb(cpu, mm)  # mmdrop_lazy_tlb_sched
+    if strategy.finish_task_switch is not None:
+        strategy.finish_task_switch(cpu)
+
+
+def boot_idle(cpu, idle: Task) -> None:
+    """start_secondary: the idle task runs on init_mm and holds a lazy
+    reference to it."""
+    idle.active_mm = INIT_MM if cpu.strategy.tracks_active_mm else NULL
+    if cpu.strategy.tracks_active_mm:
+        cpu.strategy.mmgrab_lazy_tlb(cpu, INIT_MM)
+    cpu.idle = cpu.curr = idle
+    cpu.set_loaded_mm(INIT_MM)
+
+
+def exit_mm(cpu, task: Task) -> None:
+    """kernel/exit.c: the task gives up its mm and goes on lazily, like a
+    kernel thread, until it is switched away from for good."""
+    mm = task.mm
+    if cpu.strategy.tracks_active_mm:
+        cpu.strategy.mmgrab_lazy_tlb(cpu, mm)
+    else:
+        task.active_mm = NULL  # without active_mm, only loaded_mm keeps it
+    task.mm = NULL
+    enter_lazy_tlb(cpu, mm)
+    mmlib.mmput(cpu, mm)
+
+
+def do_exit(cpu, task: Task) -> None:
+    """The task exits: exit_mm, then the last switch away from it."""
+    if cpu.curr is not task:
+        context_switch(cpu, cpu.curr, task)
+    if task.mm != NULL:
+        exit_mm(cpu, task)
+    task.dead = True
+    context_switch(cpu, task, cpu.idle)
+
+
+def idle_task_exit(cpu) -> None:
+    """CPU going offline: leave any lazy mm for init_mm, then (finish_cpu,
+    which the kernel runs on another CPU) drop the idle task's lazy
+    reference."""
+    cpu.probe(SITE_FINAL_PROBE)
+    idle = cpu.idle
+    if cpu.loaded_mm != INIT_MM:
+        switch_mm_irqs_off(cpu, idle.active_mm, INIT_MM)
+    if cpu.strategy.tracks_active_mm:
+        mm = idle.active_mm
+        idle.active_mm = INIT_MM
+        cpu.strategy.mmdrop_lazy_tlb(cpu, mm)
+
+
+def schedule_loop(cpu, workload) -> None:
+    """The CPU's life until the run stops. A user task runs a quantum and
+    says what runs next (itself, another task, idle if it blocked); an idle
+    quantum takes interrupts, lets the hardware walk the lazily loaded mm
+    (the probe that catches a freed one) and looks for a woken task."""
+    idle = cpu.idle
+    curr = cpu.curr
+    run_task = workload.run_task
+    wakeup = workload.wakeup
+    load = cpu.load
+    a_pending = cpu.a_ipi_pending
+    mm_gen = cpu.mm_gen
+    iterations = 0
+    while not cpu.stopping:
+        if curr is idle:
+            if load(a_pending) != cpu.ipi_seen:  # cpu.interrupt_point, inlined
+                cpu.flush_smp_call_function_queue()
+            if cpu.is_lazy:  # cpu.probe, inlined
+                cpu.probes += 1
+                mm = cpu.loaded_mm
+                if load(mm_gen[mm & SLOT_MASK]) != mm >> 32:
+                    cpu.use_after_free(mm, SITE_IDLE_PROBE)
+            next = wakeup(cpu)
+        else:
+            next = run_task(cpu, curr)
+        if next is not curr:
+            context_switch(cpu, curr, next)
+            curr = next
+        iterations += 1
+        if not iterations & 1023:
+            cpu.housekeeping()

@@ -1,0 +1,298 @@
+"""The coordinator: builds the shared state, forks one worker per CPU,
+releases them together, samples their progress, watches their health, stops
+them, and turns what they left in shared memory into the result document.
+
+Watchdog: a worker that dies, crashes or falls silent (no heartbeat for
+`stall_timeout_s`) aborts the run with a reason naming the CPU; workers
+check that the coordinator is still their parent and stop if it is not.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import time
+from dataclasses import asdict, dataclass
+
+from percpu import _atomic
+from percpu.checks import check_end_state, recorded_violations
+from percpu.cpu import COUNTERS, HIST_BUCKETS
+from percpu.results import build_document, machine_info
+from percpu.state import SharedState
+from percpu.strategies import get_strategy
+from percpu.violations import IPI_TIMEOUT, KIND_NAMES
+from percpu.workloads import WORKLOADS
+from percpu.workers.worker import (
+    EXIT_ABORTED,
+    EXIT_CRASHED,
+    EXIT_OK,
+    EXIT_ORPHANED,
+    PHASE_RUN,
+    WorkerSetup,
+    cpu_main,
+)
+
+MAX_CPUS = 256  # mm_cpumask has 4 words
+
+
+@dataclass
+class RunParams:
+    strategy: str = "refcount"
+    workload: str = "lazy-roundtrip"
+    cpus: int = 2
+    duration: float = 2.0
+    seed: int = 1
+    line_size: int = 128
+    layout: str = "padded"
+    tasks_per_cpu: int = 1
+    cpumask: str = "eager"
+    ipi_timeout_s: float = 10.0
+    stall_timeout_s: float = 20.0
+
+
+class _Terminated(BaseException):
+    pass
+
+
+def _raise_terminated(signum, frame):
+    raise _Terminated()
+
+
+def run(params: RunParams, progress=None) -> dict:
+    """Run one emulation; returns the result document. `progress(doc)` is
+    called with the live sample list, if given."""
+    strategy = get_strategy(params.strategy)
+    workload = WORKLOADS[params.workload](params.cpus, params.seed, params.tasks_per_cpu)
+    usable = sorted(os.sched_getaffinity(0))
+    pinning = [usable[i % len(usable)] for i in range(params.cpus)]
+    state = SharedState(
+        ncpus=params.cpus,
+        nmm=workload.nmm(),
+        ntasks=workload.ntasks(),
+        npipes=workload.npipes(),
+        counters=COUNTERS,
+        hist_buckets=2 * HIST_BUCKETS,
+        line_size=params.line_size,
+        packed=params.layout == "packed",
+    )
+    old_term = signal.signal(signal.SIGTERM, _raise_terminated)
+    pids: dict[int, int] = {}
+    try:
+        _boot_init_mm(state)
+        setup = WorkerSetup(
+            state=state,
+            strategy=strategy,
+            workload=workload,
+            tasks=workload.setup(state),
+            pinning=pinning,
+            oversubscribed=params.cpus > len(usable),
+            coordinator_pid=os.getpid(),
+            ipi_timeout_s=params.ipi_timeout_s,
+            cpumask_clear_on_switch=params.cpumask == "eager",
+        )
+        pids = _start_workers(setup)
+        watch = _Watchdog(state, pids, params.stall_timeout_s)
+        samples, elapsed, aborted = _supervise(state, params, watch, progress)
+        doc = _collect(state, params, workload, pinning, usable, samples, elapsed, aborted)
+        return doc
+    except (KeyboardInterrupt, _Terminated):
+        _abort_workers(state, pids)
+        raise KeyboardInterrupt() from None
+    finally:
+        signal.signal(signal.SIGTERM, old_term)
+        _kill_all(pids)
+        state.close()
+
+
+def _boot_init_mm(state: SharedState) -> None:
+    state.field(state.mm, "gen")[0] = 1
+    state.field(state.mm, "mm_users")[0] = 1
+    state.field(state.mm, "mm_count")[0] = 1
+    state.field(state.cpu, "loaded_mm")[:] = 1 << 32  # INIT_MM
+
+
+def _start_workers(setup: WorkerSetup) -> dict[int, int]:
+    """Fork one process per CPU from this fully imported process."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    pids = {}
+    for cpu_id in range(setup.state.ncpus):
+        pid = os.fork()
+        if pid == 0:  # the worker: never return into the coordinator's code
+            code = EXIT_CRASHED
+            try:
+                code = cpu_main(setup, cpu_id)
+            finally:
+                sys.stderr.flush()
+                os._exit(code)
+        pids[cpu_id] = pid
+    return pids
+
+
+class _Watchdog:
+    """Notices dead, crashed and silent workers."""
+
+    def __init__(self, state: SharedState, pids: dict[int, int], stall_timeout_s: float):
+        self.state, self.pids, self.stall_timeout_s = state, dict(pids), stall_timeout_s
+        self.exit_codes: dict[int, int] = {}
+        self.heartbeat = state.field(state.cpu, "heartbeat")
+        self.last_beat = self.heartbeat.copy()
+        self.last_change = [time.monotonic()] * state.ncpus
+
+    def reap(self) -> str | None:
+        """Collect exited workers; returns why the run must abort, if it must."""
+        for cpu_id, pid in list(self.pids.items()):
+            try:
+                done, status = os.waitpid(pid, os.WNOHANG)
+            except ChildProcessError:
+                done, status = pid, 0
+            if done:
+                del self.pids[cpu_id]
+                code = os.waitstatus_to_exitcode(status)
+                self.exit_codes[cpu_id] = code
+                if code < 0:
+                    return f"CPU {cpu_id} (pid {pid}) was killed by {signal.Signals(-code).name}"
+                if code == EXIT_CRASHED:
+                    return f"CPU {cpu_id} (pid {pid}) crashed (traceback above)"
+                if code not in (EXIT_OK, EXIT_ABORTED, EXIT_ORPHANED):
+                    return f"CPU {cpu_id} (pid {pid}) exited with code {code}"
+        return None
+
+    def silent(self) -> str | None:
+        now = time.monotonic()
+        beats = self.heartbeat.copy()
+        for cpu_id in self.pids:
+            if beats[cpu_id] != self.last_beat[cpu_id]:
+                self.last_change[cpu_id] = now
+            elif now - self.last_change[cpu_id] > self.stall_timeout_s:
+                return f"CPU {cpu_id} (pid {self.pids[cpu_id]}) is stuck: no heartbeat for {self.stall_timeout_s:g} s"
+        self.last_beat = beats
+        return None
+
+    def all_exited(self) -> bool:
+        return not self.pids
+
+
+def _signal_all(state: SharedState, field: str) -> None:
+    """Set a control flag and interrupt every CPU so it sees it at once."""
+    state.field(state.control, field)[0] = 1
+    for cpu_id in range(state.ncpus):
+        _atomic.fetch_add(state.addr(state.cpu, cpu_id, "ipi_pending"), 1)
+
+
+def _supervise(state: SharedState, params: RunParams, watch: _Watchdog, progress):
+    ready = state.field(state.control, "ready")
+    ops = state.field(state.cpu, "ops")
+    boot_deadline = time.monotonic() + 30 + 0.2 * params.cpus
+    aborted = None
+    while ready[0] < params.cpus and aborted is None:  # start barrier
+        aborted = watch.reap()
+        if time.monotonic() > boot_deadline:
+            aborted = f"CPUs did not boot within {30 + 0.2 * params.cpus:g} s"
+        time.sleep(0.002)
+    samples: list[list[float]] = []
+    start = time.monotonic()
+    if aborted is None:
+        state.field(state.control, "start_ns")[0] = time.monotonic_ns()
+        state.field(state.control, "phase")[0] = PHASE_RUN
+        start = time.monotonic()
+        interval = min(1.0, max(0.05, params.duration / 10))
+        next_sample, last_ops, last_t = start + interval, ops.copy(), start
+        stop_at = start + params.duration
+        while aborted is None:
+            time.sleep(min(0.05, max(0.0, min(next_sample, stop_at) - time.monotonic())))
+            aborted = watch.reap() or watch.silent() or _aborted_by_cpu(state)
+            now = time.monotonic()
+            if now >= next_sample:
+                current = ops.copy()
+                samples.append([float(x) / (now - last_t) for x in (current - last_ops)])
+                last_ops, last_t, next_sample = current, now, now + interval
+                if progress:
+                    progress(samples)
+            if now >= stop_at:
+                break
+    elapsed = time.monotonic() - start
+    if aborted is None:
+        _signal_all(state, "stop")
+        finish_deadline = time.monotonic() + 30 + 0.5 * params.cpus
+        while not watch.all_exited() and aborted is None:
+            time.sleep(0.005)
+            aborted = watch.reap() or watch.silent() or _aborted_by_cpu(state)
+            if time.monotonic() > finish_deadline:
+                aborted = "CPUs did not finish: " + ", ".join(f"CPU {c}" for c in sorted(watch.pids))
+    if aborted is not None:
+        _abort_workers(state, watch.pids)
+        watch.reap()
+    return samples, elapsed, aborted
+
+
+def _aborted_by_cpu(state: SharedState) -> str | None:
+    if not state.field(state.control, "abort")[0]:
+        return None
+    cpu_id = int(state.field(state.control, "abort_cpu")[0]) - 1
+    _, violations = recorded_violations(state)
+    for v in violations:
+        if v["kind"] == KIND_NAMES[IPI_TIMEOUT]:
+            return (f"CPU {v['cpu']} waited too long for CPU {v['other_cpu']}: {v['site']} "
+                    f"(the kernel's CSD-lock warning)")
+    return f"CPU {cpu_id} aborted the run"
+
+
+def _abort_workers(state: SharedState, pids: dict[int, int]) -> None:
+    """Tell every CPU to stop now; kill whoever does not within a second."""
+    if not pids:
+        return
+    _signal_all(state, "abort")
+    deadline = time.monotonic() + 1.0
+    live = dict(pids)
+    while live and time.monotonic() < deadline:
+        for cpu_id, pid in list(live.items()):
+            try:
+                if os.waitpid(pid, os.WNOHANG)[0]:
+                    del live[cpu_id]
+            except ChildProcessError:
+                del live[cpu_id]
+        time.sleep(0.005)
+    _kill_all(live)
+
+
+def _kill_all(pids: dict[int, int]) -> None:
+    for pid in pids.values():
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    for pid in pids.values():
+        try:
+            os.waitpid(pid, 0)
+        except ChildProcessError:
+            pass
+
+
+def _collect(state, params, workload, pinning, usable, samples, elapsed, aborted) -> dict:
+    stats = {name: state.field(state.stats, name) for name in COUNTERS}
+    per_cpu = [
+        {"cpu": c, "core": pinning[c], **{name: int(stats[name][c]) for name in COUNTERS}}
+        for c in range(params.cpus)
+    ]
+    hist = state.rows(state.hist)[:, : 2 * HIST_BUCKETS].sum(axis=0)
+    op_hist, teardown_hist = hist[:HIST_BUCKETS], hist[HIST_BUCKETS:]
+    violation_total, violations = recorded_violations(state)
+    end_state = [] if aborted else check_end_state(state)
+    parameters = asdict(params)
+    parameters["duration"] = float(params.duration)
+    return build_document(
+        parameters=parameters,
+        machine=machine_info(pinning, usable),
+        workload_op=workload.op,
+        elapsed_s=elapsed,
+        samples=samples,
+        per_cpu_counters=per_cpu,
+        op_hist=op_hist,
+        teardown_hist=teardown_hist,
+        violation_total=violation_total,
+        violations=violations,
+        end_state_problems=end_state,
+        aborted=aborted,
+    )
+

@@ -1,0 +1,123 @@
+"""One worker process = one emulated CPU.
+
+Forked from the coordinator after everything is imported and the segment is
+mapped, so a worker starts in about a millisecond and inherits every address.
+It pins itself, boots its idle task, waits at the start barrier, runs the
+scheduler loop until told to stop, lets its tasks exit (the teardown paths
+run here), goes offline, and reports its counters into its own stats record.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import time
+import traceback
+from dataclasses import dataclass
+
+from percpu.cpu import CPU, COUNTERS, Orphaned, RunAborted
+from percpu.sched import SITE_IDLE_PROBE, Task, boot_idle, do_exit, idle_task_exit, schedule_loop
+from percpu.state import NULL, SharedState
+
+EXIT_OK = 0
+EXIT_CRASHED = 1
+EXIT_ABORTED = 3
+EXIT_ORPHANED = 4
+
+PHASE_BOOT = 0
+PHASE_RUN = 1
+
+
+@dataclass
+class WorkerSetup:
+    """What every worker inherits across fork."""
+
+    state: SharedState
+    strategy: object
+    workload: object
+    tasks: list  # per CPU: its user tasks
+    pinning: list[int]  # per CPU: the core it pins to
+    oversubscribed: bool
+    coordinator_pid: int
+    ipi_timeout_s: float
+    cpumask_clear_on_switch: bool
+
+
+def cpu_main(setup: WorkerSetup, cpu_id: int) -> int:
+    """Body of the worker process; returns its exit code."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the coordinator handles Ctrl-C
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    try:
+        os.sched_setaffinity(0, {setup.pinning[cpu_id]})
+        cpu = CPU(
+            setup.state,
+            cpu_id,
+            setup.strategy,
+            oversubscribed=setup.oversubscribed,
+            coordinator_pid=setup.coordinator_pid,
+            ipi_timeout_s=setup.ipi_timeout_s,
+            cpumask_clear_on_switch=setup.cpumask_clear_on_switch,
+        )
+        return _run_cpu(setup, cpu)
+    except RunAborted:
+        return EXIT_ABORTED
+    except Orphaned:
+        return EXIT_ORPHANED
+    except BaseException:  # a bug in the emulator: say where, stop the run
+        sys.stderr.write(f"percpu: CPU {cpu_id} crashed:\n{traceback.format_exc()}")
+        sys.stderr.flush()
+        return EXIT_CRASHED
+
+
+def _run_cpu(setup: WorkerSetup, cpu: CPU) -> int:
+    state, n = setup.state, setup.state.ncpus
+    gen = state.field(state.mm, "gen")
+    # a per-CPU slab freelist: the free slots this CPU starts with
+    cpu.mm_free_slots = [s for s in range(1, state.mm.count) if s % n == cpu.id and gen[s] % 2 == 0]
+    del gen
+    idle = Task(cpu.id, f"swapper/{cpu.id}", NULL, cpu.id)
+    boot_idle(cpu, idle)
+    setup.workload.attach(cpu, setup.tasks[cpu.id])
+
+    a_phase = state.addr(state.control, 0, "phase")
+    cpu.fetch_add(state.addr(state.control, 0, "ready"), 1)
+    while cpu.load(a_phase) != PHASE_RUN:  # the start barrier
+        cpu.interrupt_point()
+        cpu.heartbeat()
+        time.sleep(0.0002)
+    cpu.reset_counters()
+
+    schedule_loop(cpu, setup.workload)
+    cpu.heartbeat()
+
+    # The process exits: every thread's exit_mm, the last one's teardown.
+    for task in cpu.rq:
+        do_exit(cpu, task)
+    _barrier(cpu, state.addr(state.control, 0, "exited"), n)
+    idle_task_exit(cpu)
+    _barrier(cpu, state.addr(state.control, 0, "offline"), n)
+    _report(cpu, idle)
+    return EXIT_OK
+
+
+def _barrier(cpu: CPU, a_count: int, n: int) -> None:
+    """Arrive, then idle (servicing IPIs, probing) until every CPU arrived."""
+    cpu.fetch_add(a_count, 1)
+    load = cpu.load
+    cpu.idle_until(lambda: load(a_count) >= n, SITE_IDLE_PROBE)
+
+
+def _report(cpu: CPU, idle: Task) -> None:
+    state = cpu.state
+    values = cpu.counter_values()
+    for name in COUNTERS:
+        cpu.store(state.addr(state.stats, cpu.id, name), values[name])
+    a_hist = state.addr(state.hist, cpu.id, "b0")
+    for i, count in enumerate(cpu.hist + cpu.teardown_hist):
+        if count:
+            cpu.store(a_hist + 8 * i, count)
+    for task in [idle, *cpu.rq]:
+        for field, value in (("mm", task.mm), ("active_mm", task.active_mm), ("cpu", task.cpu), ("state", int(task.dead))):
+            cpu.store(state.addr(state.task, task.tid, field), value)
+    cpu.store(cpu.a_ops, cpu.ops)
+
