@@ -67,5 +67,15 @@ def check_end_state(state: SharedState) -> list[dict]:
     return problems
 
 
+def final_state(state: SharedState) -> dict:
+    """The raw end state, for readers (and tests) who check it themselves."""
+    mm = {f: state.field(state.mm, f) for f in ("gen", "mm_users", "mm_count")}
+    cpu = {f: state.field(state.cpu, f) for f in ("loaded_mm", "is_lazy", "hazard", "lazy_mm", "mm_to_mmdrop")}
+    return {
+        "mm": [{"slot": s, **{f: int(mm[f][s]) for f in mm}} for s in range(state.mm.count)],
+        "cpus": [{"cpu": c, **{f: int(cpu[f][c]) for f in cpu}} for c in range(state.ncpus)],
+    }
+
+
 def _ref(ref: int) -> str:
     return "NULL" if ref == NULL else f"slot {ref & 0xFFFFFFFF} gen {ref >> 32}"

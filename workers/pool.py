@@ -15,7 +15,7 @@ import time
 from dataclasses import asdict, dataclass
 
 from percpu import _atomic
-from percpu.checks import check_end_state, recorded_violations
+from percpu.checks import check_end_state, final_state, recorded_violations
 from percpu.cpu import COUNTERS, HIST_BUCKETS
 from percpu.results import build_document, machine_info
 from percpu.state import SharedState
@@ -281,7 +281,7 @@ def _collect(state, params, workload, pinning, usable, samples, elapsed, aborted
     end_state = [] if aborted else check_end_state(state)
     parameters = asdict(params)
     parameters["duration"] = float(params.duration)
-    return build_document(
+    doc = build_document(
         parameters=parameters,
         machine=machine_info(pinning, usable),
         workload_op=workload.op,
@@ -295,4 +295,6 @@ def _collect(state, params, workload, pinning, usable, samples, elapsed, aborted
         end_state_problems=end_state,
         aborted=aborted,
     )
+    doc["final_state"] = final_state(state)
+    return doc
 
