@@ -131,7 +131,6 @@ class CPU:
         self.loaded_mm = INIT_MM
         self.loaded_tlb_gen = 0
         self.is_lazy = 0
-        self.prev_mm = NULL  # rq->prev_mm: set and consumed within one switch
         self.stopping = False
 
         # private: tasks, free mm slots (a per-CPU slab freelist)

@@ -77,38 +77,10 @@ def switch_mm_irqs_off(cpu, prev: int, next: int) -> None:
 
 
 # --- kernel/sched/core.c -------------------------------------------------------
-def context_switch(cpu, prev: Task, next: Task) -> None:
-    strategy = cpu.strategy
-    cpu.switches += 1
-    if strategy.tracks_active_mm:
-        if next.mm == NULL:
-            mm = prev.active_mm
-            enter_lazy_tlb(cpu, mm)
-            next.active_mm = mm
-            if prev.mm != NULL:
-                cpu.lazy_switches += 1
-                strategy.mmgrab_lazy_tlb(cpu, mm)
-            else:
-                prev.active_mm = NULL  # kernel -> kernel: the lazy use is handed over
-        else:
-            switch_mm_irqs_off(cpu, prev.active_mm, next.mm)
-            if prev.mm == NULL:
-                cpu.prev_mm = prev.active_mm
-                prev.active_mm = NULL
-    elif next.mm == NULL:
-        if prev.mm != NULL:
-            cpu.lazy_switches += 1
-        enter_lazy_tlb(cpu, cpu.loaded_mm)
-    else:
-        switch_mm_irqs_off(cpu, cpu.loaded_mm, next.mm)
-    cpu.curr = next
-    # finish_task_switch(prev), inlined: it runs on every switch
-    mm = cpu.prev_mm
-    if mm != NULL:
-        cpu.prev_mm = NULL
-        strategy.mmdrop_lazy_tlb(cpu, mm)  # mmdrop_lazy_tlb_sched
-    if strategy.finish_task_switch is not None:
-        strategy.finish_task_switch(cpu)
+# context_switch() and finish_task_switch() live inside schedule_loop() (the
+# kernel's __schedule inlines them too): every switch of a CPU goes through
+# that loop, task exit included, and keeping the hot path in one function
+# keeps the emulator's own overhead small next to the shared-memory traffic.
 
 
 def boot_idle(cpu, idle: Task) -> None:
@@ -134,14 +106,32 @@ def exit_mm(cpu, task: Task) -> None:
     mmlib.mmput(cpu, mm)
 
 
-def do_exit(cpu, task: Task) -> None:
-    """The task exits: exit_mm, then the last switch away from it."""
-    if cpu.curr is not task:
-        context_switch(cpu, cpu.curr, task)
-    if task.mm != NULL:
-        exit_mm(cpu, task)
-    task.dead = True
-    context_switch(cpu, task, cpu.idle)
+class _ExitAll:
+    """The exit phase as a workload: each task, when it runs, does do_exit
+    (exit_mm, then __schedule away for good); the loop ends when none is left."""
+
+    def __init__(self, tasks):
+        self.tasks = tasks
+
+    def run_task(self, cpu, task: Task) -> Task:
+        if task.mm != NULL:
+            exit_mm(cpu, task)
+        task.dead = True
+        return self.wakeup(cpu)
+
+    def wakeup(self, cpu) -> Task:
+        for task in self.tasks:
+            if not task.dead:
+                return task
+        cpu.stopping = True  # nothing left to run: the loop ends
+        return cpu.idle
+
+
+def exit_tasks(cpu) -> None:
+    """At the end of a run every task on this CPU exits (do_exit); the last
+    thread of a process to exit runs its teardown."""
+    cpu.stopping = False
+    schedule_loop(cpu, _ExitAll(cpu.rq))
 
 
 def idle_task_exit(cpu) -> None:
@@ -159,10 +149,11 @@ def idle_task_exit(cpu) -> None:
 
 
 def schedule_loop(cpu, workload) -> None:
-    """The CPU's life until the run stops. A user task runs a quantum and
-    says what runs next (itself, another task, idle if it blocked); an idle
-    quantum takes interrupts, lets the hardware walk the lazily loaded mm
-    (the probe that catches a freed one) and looks for a woken task."""
+    """The CPU's life until it is told to stop: take interrupts, run a
+    quantum, switch. A user task's quantum says what runs next (itself,
+    another task, idle when it blocked); an idle quantum lets the hardware
+    walk the lazily loaded mm (the probe that catches a freed one) and looks
+    for a woken task."""
     idle = cpu.idle
     curr = cpu.curr
     run_task = workload.run_task
@@ -170,12 +161,20 @@ def schedule_loop(cpu, workload) -> None:
     load = cpu.load
     a_pending = cpu.a_ipi_pending
     mm_gen = cpu.mm_gen
+    strategy = cpu.strategy
+    tracks_active_mm = strategy.tracks_active_mm
+    mmgrab_lazy_tlb = strategy.mmgrab_lazy_tlb
+    mmdrop_lazy_tlb = strategy.mmdrop_lazy_tlb
+    finish_task_switch_hook = strategy.finish_task_switch
     iterations = 0
     while not cpu.stopping:
+        iterations += 1
+        if not iterations & 1023:
+            cpu.housekeeping()
+        if load(a_pending) != cpu.ipi_seen:  # the interrupt point
+            cpu.flush_smp_call_function_queue()
         if curr is idle:
-            if load(a_pending) != cpu.ipi_seen:  # cpu.interrupt_point, inlined
-                cpu.flush_smp_call_function_queue()
-            if cpu.is_lazy:  # cpu.probe, inlined
+            if cpu.is_lazy:  # cpu.probe(), inlined
                 cpu.probes += 1
                 mm = cpu.loaded_mm
                 if load(mm_gen[mm & SLOT_MASK]) != mm >> 32:
@@ -183,9 +182,34 @@ def schedule_loop(cpu, workload) -> None:
             next = wakeup(cpu)
         else:
             next = run_task(cpu, curr)
-        if next is not curr:
-            context_switch(cpu, curr, next)
-            curr = next
-        iterations += 1
-        if not iterations & 1023:
-            cpu.housekeeping()
+        if next is curr:
+            continue
+
+        # context_switch(rq, prev, next)
+        prev = curr
+        curr = cpu.curr = next
+        cpu.switches += 1
+        if next.mm == NULL:  # to a kernel thread: lazy
+            if prev.mm != NULL:
+                cpu.lazy_switches += 1
+            if tracks_active_mm:
+                mm = prev.active_mm
+                enter_lazy_tlb(cpu, mm)
+                next.active_mm = mm
+                if prev.mm != NULL:
+                    mmgrab_lazy_tlb(cpu, mm)
+                else:
+                    prev.active_mm = NULL  # kernel -> kernel: the lazy use is handed over
+            else:
+                enter_lazy_tlb(cpu, cpu.loaded_mm)
+        elif tracks_active_mm:
+            switch_mm_irqs_off(cpu, prev.active_mm, next.mm)
+            if prev.mm == NULL:
+                # finish_task_switch(prev): rq->prev_mm, dropped after the switch
+                mm = prev.active_mm
+                prev.active_mm = NULL
+                mmdrop_lazy_tlb(cpu, mm)  # mmdrop_lazy_tlb_sched
+        else:
+            switch_mm_irqs_off(cpu, cpu.loaded_mm, next.mm)
+        if finish_task_switch_hook is not None:
+            finish_task_switch_hook(cpu)

@@ -2,7 +2,7 @@
 
 A workload creates its processes before the CPUs start (the coordinator plays
 fork), places tasks on CPUs, and gives the scheduler two functions: run_task
-(one quantum of a user task, ending at an interrupt point; returns what runs
+(one quantum of a user task; the scheduler takes interrupts between quanta; returns what runs
 next: the task itself, another runnable one, or idle when it blocked) and
 wakeup (an idle CPU's look for a task that became runnable; idle if none).
 One op is the unit the rates count.
@@ -62,7 +62,6 @@ class LazyRoundtrip(Workload):
         return [[Task(self.ncpus + c, f"thread{c}", mm, c)] for c in range(self.ncpus)]
 
     def run_task(self, cpu, task):
-        cpu.interrupt_point()
         cpu.ops += 1
         return cpu.idle  # sleeps
 
@@ -104,7 +103,6 @@ class ContextSwitchThreads(Workload):
             task.pipe = cpu.state.addr(cpu.state.pipe, task.pipe, "turn")
 
     def run_task(self, cpu, task):
-        cpu.interrupt_point()
         cpu.store(task.pipe, 1 - task.side)  # write to the partner, then block on read
         cpu.ops += 1
         return self.wakeup(cpu)

@@ -16,7 +16,7 @@ import traceback
 from dataclasses import dataclass
 
 from percpu.cpu import CPU, COUNTERS, Orphaned, RunAborted
-from percpu.sched import SITE_IDLE_PROBE, Task, boot_idle, do_exit, idle_task_exit, schedule_loop
+from percpu.sched import SITE_IDLE_PROBE, Task, boot_idle, exit_tasks, idle_task_exit, schedule_loop
 from percpu.state import NULL, SharedState
 
 EXIT_OK = 0
@@ -91,8 +91,7 @@ def _run_cpu(setup: WorkerSetup, cpu: CPU) -> int:
     cpu.heartbeat()
 
     # The process exits: every thread's exit_mm, the last one's teardown.
-    for task in cpu.rq:
-        do_exit(cpu, task)
+    exit_tasks(cpu)
     _barrier(cpu, state.addr(state.control, 0, "exited"), n)
     idle_task_exit(cpu)
     _barrier(cpu, state.addr(state.control, 0, "offline"), n)
