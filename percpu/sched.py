@@ -17,6 +17,7 @@ only record of what it uses.
 """
 from __future__ import annotations
 
+from percpu.cpu import HOUSEKEEPING_EVERY
 from percpu.state import INIT_MM, LOADED_MM_SWITCHING, NULL, SLOT_MASK
 from percpu.violations import site
 from percpu import mm as mmlib
@@ -60,10 +61,11 @@ def switch_mm_irqs_off(cpu, prev: int, next: int) -> None:
         # Back to the mm we kept loaded while lazy: only catch a flush missed
         # while lazy (a user->user switch within one process skips even that).
         if was_lazy:
+            load = cpu.load
             slot = next & SLOT_MASK  # cpu.deref, inlined on the hot path
-            if cpu.load(cpu.mm_gen[slot]) != next >> 32:
+            if load(cpu.mm_gen[slot]) != next >> 32:
                 cpu.use_after_free(next, SITE_TLB_GEN)
-            tlb_gen = cpu.load(cpu.mm_tlb_gen[slot])
+            tlb_gen = load(cpu.mm_tlb_gen[slot])
             if tlb_gen != cpu.loaded_tlb_gen:
                 cpu.loaded_tlb_gen = tlb_gen  # flush_tlb_local
         return
@@ -149,11 +151,20 @@ def idle_task_exit(cpu) -> None:
 
 
 def schedule_loop(cpu, workload) -> None:
-    """The CPU's life until it is told to stop: take interrupts, run a
-    quantum, switch. A user task's quantum says what runs next (itself,
-    another task, idle when it blocked); an idle quantum lets the hardware
-    walk the lazily loaded mm (the probe that catches a freed one) and looks
-    for a woken task."""
+    """The CPU's life until it is told to stop: batches of quanta, with the
+    housekeeping (heartbeat, latency sample) between batches. (Batches are
+    also what lets CPython 3.11 specialise the hot loop: it quickens a
+    function's code on calls, never inside one long-running call.)"""
+    while not cpu.stopping:
+        run_quanta(cpu, workload, HOUSEKEEPING_EVERY)
+        cpu.housekeeping()
+
+
+def run_quanta(cpu, workload, count: int) -> None:
+    """Up to `count` quanta: take interrupts, run a quantum, switch. A user
+    task's quantum says what runs next (itself, another task, idle when it
+    blocked); an idle quantum lets the hardware walk the lazily loaded mm
+    (the probe that catches a freed one) and looks for a woken task."""
     idle = cpu.idle
     curr = cpu.curr
     run_task = workload.run_task
@@ -166,11 +177,9 @@ def schedule_loop(cpu, workload) -> None:
     mmgrab_lazy_tlb = strategy.mmgrab_lazy_tlb
     mmdrop_lazy_tlb = strategy.mmdrop_lazy_tlb
     finish_task_switch_hook = strategy.finish_task_switch
-    iterations = 0
-    while not cpu.stopping:
-        iterations += 1
-        if not iterations & 1023:
-            cpu.housekeeping()
+    for _ in range(count):
+        if cpu.stopping:
+            return
         if load(a_pending) != cpu.ipi_seen:  # the interrupt point
             cpu.flush_smp_call_function_queue()
         if curr is idle:
@@ -189,14 +198,14 @@ def schedule_loop(cpu, workload) -> None:
         prev = curr
         curr = cpu.curr = next
         cpu.switches += 1
-        if next.mm == NULL:  # to a kernel thread: lazy
-            if prev.mm != NULL:
+        if not next.mm:  # to a kernel thread: lazy (NULL mm)
+            if prev.mm:
                 cpu.lazy_switches += 1
             if tracks_active_mm:
                 mm = prev.active_mm
                 enter_lazy_tlb(cpu, mm)
                 next.active_mm = mm
-                if prev.mm != NULL:
+                if prev.mm:
                     mmgrab_lazy_tlb(cpu, mm)
                 else:
                     prev.active_mm = NULL  # kernel -> kernel: the lazy use is handed over
@@ -204,7 +213,7 @@ def schedule_loop(cpu, workload) -> None:
                 enter_lazy_tlb(cpu, cpu.loaded_mm)
         elif tracks_active_mm:
             switch_mm_irqs_off(cpu, prev.active_mm, next.mm)
-            if prev.mm == NULL:
+            if not prev.mm:
                 # finish_task_switch(prev): rq->prev_mm, dropped after the switch
                 mm = prev.active_mm
                 prev.active_mm = NULL

@@ -6,7 +6,7 @@ import os
 import pytest
 
 from percpu.cpu import CPU, COUNTERS, HIST_BUCKETS
-from percpu.sched import Task, boot_idle, schedule_loop
+from percpu.sched import Task, boot_idle, run_quanta
 from percpu.state import NULL, SharedState
 from percpu.strategies import get_strategy
 from percpu.workers.pool import _boot_init_mm
@@ -73,7 +73,7 @@ def test_emulator_round_trip_does_exactly_the_minimal_loops_operations(strategy)
         return real_run_task(c, task)
 
     workload.run_task = run_task
-    schedule_loop(cpu, workload)
+    run_quanta(cpu, workload, 10_000)  # one batch, no housekeeping
     per_trip = len(log) // round_trips
     assert len(log) == per_trip * round_trips
     expected = [tuple(op) for op in bench.MINIMAL_OPS[strategy]]
