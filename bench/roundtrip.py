@@ -84,7 +84,7 @@ MINIMAL_LOOPS = {"refcount": minimal_refcount, "tlbstate": minimal_tlbstate}
 def minimal_run(strategy: str, cpus: int, duration: float) -> float:
     """ns per round trip of the minimal loop, cpus forked pinned processes
     on one mm (the same segment layout as the emulator)."""
-    state = SharedState(ncpus=cpus, nmm=3, ntasks=2 * cpus, npipes=0, counters=COUNTERS, hist_buckets=2 * HIST_BUCKETS)
+    state = SharedState(ncpus=cpus, nmm=3, ntasks=2 * cpus, npipes=0, counters=COUNTERS, hist_buckets=3 * HIST_BUCKETS)
     state.field(state.mm, "gen")[1] = 1
     state.field(state.mm, "mm_count")[1] = 1
     a_go = state.addr(state.control, 0, "phase")

@@ -29,6 +29,11 @@ class Layout(str, Enum):
     packed = "packed"
 
 
+class Cpumask(str, Enum):
+    eager = "eager"
+    lazy = "lazy"
+
+
 app = typer.Typer(
     add_completion=False,
     no_args_is_help=True,
@@ -39,7 +44,7 @@ app = typer.Typer(
 
 def _positive_finite(value: float) -> float:
     if not math.isfinite(value) or value <= 0:
-        raise typer.BadParameter(f"must be a positive finite number of seconds, not {value}")
+        raise typer.BadParameter(f"must be a positive finite number, not {value}")
     return value
 
 
@@ -56,6 +61,13 @@ def run_command(
     workload: Workload = typer.Option("lazy-roundtrip", help="What the tasks do."),
     duration: float = typer.Option(2.0, callback=_positive_finite, help="Seconds of measurement."),
     seed: int = typer.Option(1, min=0, help="Seed for the workload's choices."),
+    cpumask: Cpumask = typer.Option(
+        "eager", help="mm_cpumask upkeep: eager (cleared on switch out) or lazy (set once, trimmed by flush IPIs)."
+    ),
+    tasks_per_cpu: int = typer.Option(1, min=1, max=16, help="context-switch workloads: tasks per CPU."),
+    fork_rate: float = typer.Option(
+        200.0, callback=_positive_finite, help="fork-exit: processes forked per second per CPU."
+    ),
     line_size: int = typer.Option(128, callback=_line_size, help="Bytes per padded cache line."),
     layout: Layout = typer.Option("padded", help="padded: records on their own lines; packed: false sharing."),
     json_output: bool = typer.Option(False, "--json", help="Print the result document as JSON on stdout."),
@@ -67,6 +79,9 @@ def run_command(
         cpus=cpus,
         duration=duration,
         seed=seed,
+        cpumask=cpumask.value,
+        tasks_per_cpu=tasks_per_cpu,
+        fork_rate=fork_rate,
         line_size=line_size,
         layout=layout.value,
     )

@@ -41,12 +41,21 @@ def render_run(console: Console, doc: dict) -> None:
     summary.add_column("measure")
     summary.add_column("value", justify="right")
     summary.add_row("ns per op, p50 / p90 / p99 (per CPU)", " / ".join(_n(lat[k]) for k in ("p50", "p90", "p99")))
+    sw = doc["ns_per_switch"]
+    summary.add_row("ns per context switch, p50 / p90 / p99 (sampled)", " / ".join(_n(sw[k]) for k in ("p50", "p90", "p99")))
     summary.add_row("ops", _n(ops))
     summary.add_row("context switches (lazy: user -> kernel thread)", f"{_n(t['switches'])} ({_n(t['lazy_switches'])})")
     summary.add_row("shared atomics (per op)", f"{_n(t['shared_atomics'])} ({_n(doc['per_op']['shared_atomics'], 2)})")
     summary.add_row("IPIs sent / received", f"{_n(t['ipis_sent'])} / {_n(t['ipis_received'])}")
     td = doc["teardown"]
-    summary.add_row("mm teardowns, ns p50 / p99", f"{_n(td['count'])}, {_n(td['ns']['p50'])} / {_n(td['ns']['p99'])}")
+    summary.add_row("mm teardowns; ns p50 / p99", f"{_n(td['count'])}; {_n(td['ns']['p50'])} / {_n(td['ns']['p99'])}")
+    if td["count"]:
+        summary.add_row("per teardown: IPIs, ns waiting for other CPUs",
+                        f"{_n(td['ipis_per_teardown'], 2)}, {_n(td['wait_ns_per_teardown'])}")
+        summary.add_row("per teardown: hazard slots scanned, lazy fix-ups",
+                        f"{_n(td['hazard_slots_scanned_per_teardown'], 2)}, {_n(td['fixups_per_teardown'], 2)}")
+    if t["forks"]:
+        summary.add_row("processes forked", _n(t["forks"]))
     summary.add_row("lazy page-walk probes (the checker)", _n(t["probes"]))
     summary.add_row("violations", _n(doc["violation_count"]))
     console.print(summary)

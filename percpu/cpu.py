@@ -34,13 +34,23 @@ COUNTERS = (
     "ipis_received",
     "teardowns",
     "teardown_ns",
-    "ipi_wait_ns",
+    "teardown_ipis",
+    "teardown_wait_ns",
+    "slots_scanned",
+    "fixups",
+    "forks",
+    "wait_ns",
     "violations",
     "yields",
 )
 # ns-per-op histogram: bucket b holds values in [2**(b/8), 2**((b+1)/8)).
 HIST_BUCKETS_PER_OCTAVE = 8
 HIST_BUCKETS = 40 * HIST_BUCKETS_PER_OCTAVE
+# Histograms each CPU keeps, in the shared hist table's order: ns per op (from
+# batches), ns per context switch (one switch in SWITCH_SAMPLE_EVERY timed),
+# ns per mm teardown.
+HISTOGRAMS = ("hist", "switch_hist", "teardown_hist")
+SWITCH_SAMPLE_EVERY = 64
 HOUSEKEEPING_EVERY = 1024  # scheduler-loop iterations between heartbeats
 SPINS_PER_CHECK = 64
 
@@ -100,7 +110,7 @@ class CPU:
         "ipi_out_seq",
         "ipi_seen",
         "ipi_timeout_ns",
-        "ipi_wait_ns",
+        "wait_ns",
         "ipis_received",
         "ipis_sent",
         "is_lazy",
@@ -110,7 +120,12 @@ class CPU:
         "loaded_tlb_gen",
         "mm_count",
         "mm_cpumask",
-        "mm_free_slots",
+        "mm_own_slots",
+        "fixups",
+        "forks",
+        "slots_scanned",
+        "teardown_ipis",
+        "teardown_wait_ns",
         "mm_gen",
         "mm_tlb_gen",
         "mm_users",
@@ -122,10 +137,13 @@ class CPU:
         "smp_mb",
         "state",
         "stopping",
+        "stop_seen",
+        "workload",
         "store",
         "strategy",
         "switches",
         "teardown_hist",
+        "switch_hist",
         "teardown_ns",
         "teardowns",
         "violations",
@@ -211,12 +229,14 @@ class CPU:
         self.loaded_tlb_gen = 0
         self.is_lazy = 0
         self.stopping = False
+        self.stop_seen = False
+        self.workload = None
 
-        # private: tasks, free mm slots (a per-CPU slab freelist)
+        # private: tasks, and the mm slots this CPU allocates from
         self.idle = None
         self.curr = None
         self.rq: list = []
-        self.mm_free_slots: list[int] = []
+        self.mm_own_slots = [slot for slot in range(1, state.mm.count) if slot % n == cpu_id]
 
         # counters (hot ones as attributes; see COUNTERS)
         self.ops = 0
@@ -226,13 +246,18 @@ class CPU:
         self.ipis_sent = 0
         self.ipis_received = 0
         self.teardowns = 0
+        self.slots_scanned = 0
+        self.teardown_ipis = 0
+        self.teardown_wait_ns = 0
+        self.fixups = 0
+        self.forks = 0
         self.teardown_ns = 0
-        self.ipi_wait_ns = 0
+        self.wait_ns = 0
         self.in_teardown = False
         self.violations = 0
         self.yields = 0
-        self.hist = [0] * HIST_BUCKETS
-        self.teardown_hist = [0] * HIST_BUCKETS
+        for name in HISTOGRAMS:
+            setattr(self, name, [0] * HIST_BUCKETS)
         self._reported: set = set()
         self._rmw_base = _atomic.rmw_count()
         self._batch_start_ns = time.perf_counter_ns()
@@ -289,15 +314,18 @@ class CPU:
         self.ipi_seen = self.load(self.a_ipi_pending)
         if self.load(self.a_abort):
             raise RunAborted()
-        if self.load(self.a_stop):
+        if not self.stop_seen and self.load(self.a_stop):
+            self.stop_seen = True  # once: the exit phase runs the loop again
             self.stopping = True
         load = self.load
         for sender, (a_seq, a_func, a_arg, a_ack) in enumerate(self.ipi_in):
             seq = load(a_seq)
             if seq != self.ipi_in_acked[sender]:
-                IPI_FUNCTIONS[load(a_func)](self, load(a_arg))
+                # taken before it runs: a handler that waits services IPIs
+                # itself and must not run this call again
                 self.ipi_in_acked[sender] = seq
                 self.ipis_received += 1
+                IPI_FUNCTIONS[load(a_func)](self, load(a_arg))
                 self.store(a_ack, seq)
 
     def spin_until(self, done, timeout_ns: int = 0, timeout_site: int = 0, target: int = -1) -> None:
@@ -373,8 +401,8 @@ class CPU:
             if name != "shared_atomics":
                 setattr(self, name, 0)
         self._rmw_base = _atomic.rmw_count()
-        self.hist = [0] * HIST_BUCKETS
-        self.teardown_hist = [0] * HIST_BUCKETS
+        for name in HISTOGRAMS:
+            setattr(self, name, [0] * HIST_BUCKETS)
         self._batch_start_ns, self._batch_start_ops = time.perf_counter_ns(), 0
 
 

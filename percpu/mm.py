@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 
 from percpu.cpu import record
-from percpu.state import SLOT_MASK, SharedState
+from percpu.state import NULL, SLOT_MASK, SharedState
 from percpu.violations import FREED_WHILE_LOADED, REFCOUNT_UNDERFLOW, site
 
 SITE_MMGET = site("mmget: mm_users++")
@@ -35,9 +35,17 @@ def boot_mm(state: SharedState, slot: int, users: int) -> int:
 
 
 def mm_alloc(cpu) -> int:
-    """A new mm for a new process, from this CPU's slab freelist."""
-    slot = cpu.mm_free_slots.pop()
-    gen = cpu.load(cpu.mm_gen[slot]) + 1
+    """A new mm for a new process, or NULL when this CPU has no free slot.
+    Each CPU allocates only from its own slots (s % ncpus == cpu), like a
+    per-CPU slab; a slot is free when its generation is even, whoever freed
+    it, so no free list has to cross CPUs."""
+    for slot in cpu.mm_own_slots:
+        gen = cpu.load(cpu.mm_gen[slot])
+        if not gen & 1:
+            break
+    else:
+        return NULL
+    gen += 1
     cpu.store(cpu.mm_users[slot], 1)
     cpu.store(cpu.mm_count[slot], 1)
     cpu.store(cpu.mm_tlb_gen[slot], 0)
@@ -68,13 +76,13 @@ def mmput(cpu, mm: int) -> None:
 
 
 def __mmput(cpu, mm: int) -> None:
-    start = time.perf_counter_ns()
+    start, ipis, waited = time.perf_counter_ns(), cpu.ipis_sent, cpu.wait_ns
     cpu.in_teardown = True
     cpu.strategy.mmput_lazy_fixup(cpu, mm)
     exit_mmap(cpu, mm)
     mmdrop(cpu, mm)
     cpu.in_teardown = False
-    _account_teardown(cpu, start)
+    _account_teardown(cpu, start, ipis, waited)
 
 
 def exit_mmap(cpu, mm: int) -> None:
@@ -96,7 +104,7 @@ def mmdrop(cpu, mm: int) -> None:
 
 
 def __mmdrop(cpu, mm: int) -> None:
-    start = time.perf_counter_ns()
+    start, ipis, waited = time.perf_counter_ns(), cpu.ipis_sent, cpu.wait_ns
     cpu.strategy.cleanup_lazy_tlbs(cpu, mm)
     # The checker's view (no CPU does this in the kernel): a safe strategy
     # never frees an mm that any CPU still has loaded.
@@ -105,15 +113,16 @@ def __mmdrop(cpu, mm: int) -> None:
             cpu.violation(FREED_WHILE_LOADED, mm, mm >> 32, SITE_MMDROP_FREE, other)
     slot = mm & SLOT_MASK
     cpu.store(cpu.mm_gen[slot], (mm >> 32) + 1)  # free: every old reference is stale
-    cpu.mm_free_slots.append(slot)
     cpu.teardowns += 1
-    if not cpu.in_teardown:
-        _account_teardown(cpu, start)
+    if not cpu.in_teardown:  # else __mmput accounts for it
+        _account_teardown(cpu, start, ipis, waited)
 
 
-def _account_teardown(cpu, start_ns: int) -> None:
+def _account_teardown(cpu, start_ns: int, ipis_before: int, wait_before: int) -> None:
     elapsed = time.perf_counter_ns() - start_ns
     cpu.teardown_ns += elapsed
+    cpu.teardown_ipis += cpu.ipis_sent - ipis_before
+    cpu.teardown_wait_ns += cpu.wait_ns - wait_before
     record(cpu.teardown_hist, elapsed)
 
 

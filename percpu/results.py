@@ -68,7 +68,7 @@ def rate_summary(samples: list[list[float]]) -> dict:
 
 
 def build_document(*, parameters, machine, workload_op, elapsed_s, samples, per_cpu_counters, op_hist,
-                   teardown_hist, violation_total, violations, end_state_problems, aborted) -> dict:
+                   switch_hist, teardown_hist, violation_total, violations, end_state_problems, aborted) -> dict:
     totals = {name: int(sum(c[name] for c in per_cpu_counters)) for name in COUNTERS}
     problems = list(violations) + list(end_state_problems)
     failure_reasons = []
@@ -93,6 +93,7 @@ def build_document(*, parameters, machine, workload_op, elapsed_s, samples, per_
         "op": workload_op,
         "rate": rate_summary(samples),
         "ns_per_op": percentiles(op_hist),
+        "ns_per_switch": percentiles(switch_hist),
         "totals": totals,
         "per_op": {
             "shared_atomics": round(totals["shared_atomics"] / ops, 3) if ops else None,
@@ -101,8 +102,10 @@ def build_document(*, parameters, machine, workload_op, elapsed_s, samples, per_
         "teardown": {
             "count": teardowns,
             "ns": percentiles(teardown_hist),
-            "ipis_per_teardown": round(totals["ipis_sent"] / teardowns, 3) if teardowns else None,
-            "wait_ns_per_teardown": round(totals["ipi_wait_ns"] / teardowns, 1) if teardowns else None,
+            "ipis_per_teardown": round(totals["teardown_ipis"] / teardowns, 3) if teardowns else None,
+            "wait_ns_per_teardown": round(totals["teardown_wait_ns"] / teardowns, 1) if teardowns else None,
+            "hazard_slots_scanned_per_teardown": round(totals["slots_scanned"] / teardowns, 3) if teardowns else None,
+            "fixups_per_teardown": round(totals["fixups"] / teardowns, 3) if teardowns else None,
         },
         "per_cpu": per_cpu_counters,
         "violation_count": violation_total + len(end_state_problems),

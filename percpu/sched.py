@@ -17,7 +17,9 @@ only record of what it uses.
 """
 from __future__ import annotations
 
-from percpu.cpu import HOUSEKEEPING_EVERY
+from time import perf_counter_ns
+
+from percpu.cpu import HOUSEKEEPING_EVERY, SWITCH_SAMPLE_EVERY, record
 from percpu.state import INIT_MM, LOADED_MM_SWITCHING, NULL, SLOT_MASK
 from percpu.violations import site
 from percpu import mm as mmlib
@@ -30,14 +32,15 @@ SITE_FINAL_PROBE = site("idle_task_exit: last walk of loaded_mm before going off
 class Task:
     """A task_struct: `mm` is NULL for kernel threads."""
 
-    __slots__ = ("tid", "name", "mm", "active_mm", "cpu", "pipe", "side", "dead")
+    __slots__ = ("tid", "name", "mm", "active_mm", "cpu", "pipe", "side", "life", "dead")
 
-    def __init__(self, tid: int, name: str, mm: int, cpu: int):
-        self.tid, self.name, self.cpu = tid, name, cpu
+    def __init__(self, tid: int, name: str, mm: int, cpu: int, life: int = 0):
+        self.tid, self.name, self.cpu = tid, name, cpu  # tid -1: not in the task table
         self.mm = mm
         self.active_mm = mm
         self.pipe = -1
         self.side = 0
+        self.life = life  # quanta left, for short-lived threads
         self.dead = False
 
 
@@ -108,21 +111,24 @@ def exit_mm(cpu, task: Task) -> None:
     mmlib.mmput(cpu, mm)
 
 
-class _ExitAll:
-    """The exit phase as a workload: each task, when it runs, does do_exit
-    (exit_mm, then __schedule away for good); the loop ends when none is left."""
+def do_exit(cpu, task: Task) -> None:
+    """The part of do_exit before the task's last __schedule: the caller
+    returns the next task to the scheduler loop, which switches away."""
+    if task.mm != NULL:
+        exit_mm(cpu, task)
+    task.dead = True
 
-    def __init__(self, tasks):
-        self.tasks = tasks
+
+class _ExitAll:
+    """The exit phase as a workload: each task, when it runs, does do_exit;
+    the loop ends when none is left."""
 
     def run_task(self, cpu, task: Task) -> Task:
-        if task.mm != NULL:
-            exit_mm(cpu, task)
-        task.dead = True
+        do_exit(cpu, task)
         return self.wakeup(cpu)
 
     def wakeup(self, cpu) -> Task:
-        for task in self.tasks:
+        for task in cpu.rq:
             if not task.dead:
                 return task
         cpu.stopping = True  # nothing left to run: the loop ends
@@ -130,10 +136,16 @@ class _ExitAll:
 
 
 def exit_tasks(cpu) -> None:
-    """At the end of a run every task on this CPU exits (do_exit); the last
-    thread of a process to exit runs its teardown."""
+    """At the end of a run every task on this CPU exits; the last thread of a
+    process to exit runs its teardown."""
+    stopping = cpu.stopping
     cpu.stopping = False
-    schedule_loop(cpu, _ExitAll(cpu.rq))
+    schedule_loop(cpu, _ExitAll())
+    cpu.stopping = stopping
+
+
+def has_live_tasks(cpu) -> bool:
+    return any(not task.dead for task in cpu.rq)
 
 
 def idle_task_exit(cpu) -> None:
@@ -148,6 +160,8 @@ def idle_task_exit(cpu) -> None:
         mm = idle.active_mm
         idle.active_mm = INIT_MM
         cpu.strategy.mmdrop_lazy_tlb(cpu, mm)
+    if cpu.strategy.finish_task_switch is not None:
+        cpu.strategy.finish_task_switch(cpu)  # the CPU's last switch
 
 
 def schedule_loop(cpu, workload) -> None:
@@ -197,6 +211,9 @@ def run_quanta(cpu, workload, count: int) -> None:
         # context_switch(rq, prev, next)
         prev = curr
         curr = cpu.curr = next
+        timed = not cpu.switches % SWITCH_SAMPLE_EVERY
+        if timed:
+            start = perf_counter_ns()
         cpu.switches += 1
         if not next.mm:  # to a kernel thread: lazy (NULL mm)
             if prev.mm:
@@ -222,3 +239,5 @@ def run_quanta(cpu, workload, count: int) -> None:
             switch_mm_irqs_off(cpu, cpu.loaded_mm, next.mm)
         if finish_task_switch_hook is not None:
             finish_task_switch_hook(cpu)
+        if timed:
+            record(cpu.switch_hist, perf_counter_ns() - start)

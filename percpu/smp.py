@@ -48,7 +48,7 @@ def _wait(cpu, target: int, seq: int, func) -> None:
         timeout_site=func.timeout_site,
         target=target,
     )
-    cpu.ipi_wait_ns += time.perf_counter_ns() - start
+    cpu.wait_ns += time.perf_counter_ns() - start
 
 
 def smp_call_function_single(cpu, target: int, func, arg: int) -> None:

@@ -9,8 +9,12 @@ One op is the unit the rates count.
 """
 from __future__ import annotations
 
-from percpu.mm import boot_mm
-from percpu.sched import Task
+import random
+import time
+
+from percpu.mm import boot_mm, mm_alloc, mmget
+from percpu.sched import Task, do_exit
+from percpu.smp import ipi_function, smp_call_function_single
 from percpu.state import SharedState
 
 
@@ -18,8 +22,8 @@ class Workload:
     name = ""
     op = ""  # what one op is, for the result's reader
 
-    def __init__(self, ncpus: int, seed: int, tasks_per_cpu: int = 1):
-        self.ncpus, self.seed, self.tasks_per_cpu = ncpus, seed, tasks_per_cpu
+    def __init__(self, ncpus: int, seed: int, tasks_per_cpu: int = 1, fork_rate: float = 200.0):
+        self.ncpus, self.seed, self.tasks_per_cpu, self.fork_rate = ncpus, seed, tasks_per_cpu, fork_rate
 
     # sizes of the shared tables this workload needs
     def ntasks(self) -> int:
@@ -39,6 +43,7 @@ class Workload:
     def attach(self, cpu, tasks: list[Task]) -> None:
         """On the CPU, after fork: take its run queue."""
         cpu.rq = tasks
+        cpu.workload = self
 
     def run_task(self, cpu, task: Task) -> Task:
         raise NotImplementedError
@@ -77,6 +82,7 @@ class ContextSwitchThreads(Workload):
 
     name = "context-switch-threads"
     op = "pipe ping-pong iteration of one task"
+    one_process = True
 
     def npairs(self):
         return max(1, -(-self.ncpus * self.tasks_per_cpu // 2))
@@ -87,12 +93,18 @@ class ContextSwitchThreads(Workload):
     def npipes(self):
         return self.npairs()
 
+    def nmm(self):
+        return 2 + self.npairs() + self.ncpus
+
     def setup(self, state):
-        mm = boot_mm(state, 1, users=2 * self.npairs())
+        shared = boot_mm(state, 1, users=2 * self.npairs()) if self.one_process else None
         per_cpu = [[] for _ in range(self.ncpus)]
         for j in range(2 * self.npairs()):
-            task = Task(self.ncpus + j, f"pair{j // 2}.{'ab'[j % 2]}", mm, j % self.ncpus)
-            task.pipe, task.side = j // 2, j % 2
+            pair = j // 2
+            if shared is None and j % 2 == 0:
+                mm = boot_mm(state, 1 + pair, users=2)  # each pair its own process
+            task = Task(self.ncpus + j, f"pair{pair}.{'ab'[j % 2]}", shared or mm, j % self.ncpus)
+            task.pipe, task.side = pair, j % 2
             per_cpu[task.cpu].append(task)
         state.field(state.pipe, "turn")[:] = 0  # side a writes first
         return per_cpu
@@ -115,4 +127,86 @@ class ContextSwitchThreads(Workload):
         return cpu.idle
 
 
-WORKLOADS: dict[str, type[Workload]] = {w.name: w for w in (LazyRoundtrip, ContextSwitchThreads)}
+class ContextSwitchProcesses(ContextSwitchThreads):
+    """will-it-scale context_switch1_processes: the same ping-pong, each
+    pair its own process (its own mm)."""
+
+    name = "context-switch-processes"
+    one_process = False
+
+
+class ForkExit(Workload):
+    """Processes are born and die at `fork_rate` per second per CPU. Each
+    has up to THREADS threads spread over CPUs chosen by the seeded RNG; a
+    thread runs LIFETIME round trips (a quantum, then a lazy idle quantum)
+    and exits, so the last one out tears the mm down while the CPUs its
+    siblings ran on are still lazily using it."""
+
+    name = "fork-exit"
+    op = "user -> idle -> user round trip of a short-lived thread"
+    THREADS = 3
+    LIFETIME = 10
+    SLOTS_PER_CPU = 32
+
+    def ntasks(self):
+        return self.ncpus  # threads come and go; only idle tasks are reported
+
+    def nmm(self):
+        return 1 + self.SLOTS_PER_CPU * self.ncpus
+
+    def setup(self, state):
+        return [[] for _ in range(self.ncpus)]
+
+    def attach(self, cpu, tasks):
+        super().attach(cpu, list(tasks))
+        self.interval_ns = int(1e9 / self.fork_rate)
+        self.rng = random.Random(self.seed * 100003 + cpu.id)
+        self.next_fork_ns = time.perf_counter_ns() + self.rng.randrange(self.interval_ns)
+        self.others = [c for c in range(self.ncpus) if c != cpu.id]
+        self.next_index = 0
+
+    def run_task(self, cpu, task):
+        cpu.ops += 1
+        task.life -= 1
+        if task.life <= 0:
+            do_exit(cpu, task)
+            cpu.rq.remove(task)
+        return cpu.idle  # sleeps for one idle quantum (or is gone)
+
+    def wakeup(self, cpu):
+        if time.perf_counter_ns() >= self.next_fork_ns:
+            self.next_fork_ns += self.interval_ns
+            self.fork(cpu)
+        rq = cpu.rq
+        if not rq:
+            return cpu.idle
+        self.next_index = (self.next_index + 1) % len(rq)
+        return rq[self.next_index]
+
+    def fork(self, cpu):
+        """clone() of a new process and its threads: the mm is this CPU's
+        to allocate; each thread elsewhere takes an mm_users reference and is
+        handed to its CPU (wake_up_new_task)."""
+        mm = mm_alloc(cpu)
+        if not mm:
+            return  # no free slot: this fork is skipped
+        cpu.forks += 1
+        nthreads = min(self.THREADS, self.ncpus)
+        cpu.rq.append(self.new_thread(cpu, mm))
+        for target in self.rng.sample(self.others, nthreads - 1):
+            mmget(cpu, mm)
+            smp_call_function_single(cpu, target, wake_up_new_task, mm)
+
+    def new_thread(self, cpu, mm):
+        return Task(-1, "thread", mm, cpu.id, life=self.LIFETIME)
+
+
+@ipi_function
+def wake_up_new_task(cpu, mm: int) -> None:
+    """A thread of a new process arrives on this CPU's run queue."""
+    cpu.rq.append(cpu.workload.new_thread(cpu, mm))
+
+
+WORKLOADS: dict[str, type[Workload]] = {
+    w.name: w for w in (LazyRoundtrip, ContextSwitchThreads, ContextSwitchProcesses, ForkExit)
+}

@@ -4,7 +4,8 @@ import sys
 
 import pytest
 
-from percpu.state import live_segments
+from percpu.state import INIT_MM, live_segments
+from percpu.workers.pool import RunParams, run
 
 
 @pytest.fixture(autouse=True)
@@ -34,3 +35,38 @@ def percpu_cli(*args, timeout=120, **kwargs):
 
 def usable_cores():
     return len(os.sched_getaffinity(0))
+
+
+def _run(strategy, workload="lazy-roundtrip", cpus=2, duration=0.3, **kw):
+    return run(RunParams(strategy=strategy, workload=workload, cpus=cpus, duration=duration, **kw))
+
+
+def assert_clean_end_state(doc):
+    """Checked here from the raw final state, independently of checks.py."""
+    for mm in doc["final_state"]["mm"]:
+        if mm["slot"] == 0:
+            assert (mm["gen"], mm["mm_users"], mm["mm_count"]) == (1, 1, 1), mm  # init_mm untouched
+        else:
+            assert mm["gen"] % 2 == 0, f"mm never freed: {mm}"
+            assert mm["mm_users"] == 0 and mm["mm_count"] == 0, mm
+    for cpu in doc["final_state"]["cpus"]:
+        assert cpu["loaded_mm"] == INIT_MM, cpu
+        assert cpu["hazard"] == cpu["lazy_mm"] == cpu["mm_to_mmdrop"] == 0, cpu
+
+
+def expected_teardowns(doc):
+    """Every process the run created is torn down by its end."""
+    workload, cpus = doc["parameters"]["workload"], doc["parameters"]["cpus"]
+    if workload == "fork-exit":
+        return doc["totals"]["forks"]
+    if workload == "context-switch-processes":
+        return max(1, -(-cpus * doc["parameters"]["tasks_per_cpu"] // 2))
+    return 1
+
+
+def assert_safe_run(doc):
+    assert doc["verdict"] == "SUCCESS", doc["failure_reasons"]
+    assert doc["violation_count"] == 0 and doc["violations"] == []
+    assert doc["totals"]["ops"] > 0
+    assert doc["teardown"]["count"] == expected_teardowns(doc) > 0
+    assert_clean_end_state(doc)

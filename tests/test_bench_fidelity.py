@@ -51,7 +51,7 @@ def test_emulator_round_trip_does_exactly_the_minimal_loops_operations(strategy)
     bench = _load_bench()
     workload = LazyRoundtrip(1, 1)
     state = SharedState(ncpus=1, nmm=workload.nmm(), ntasks=workload.ntasks(), npipes=0,
-                        counters=COUNTERS, hist_buckets=2 * HIST_BUCKETS)
+                        counters=COUNTERS, hist_buckets=3 * HIST_BUCKETS)
     _boot_init_mm(state)
     tasks = workload.setup(state)
     cpu = CPU(state, 0, get_strategy(strategy))

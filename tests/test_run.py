@@ -1,29 +1,12 @@
 """Whole runs through the coordinator: verdicts, end state, counters."""
 import pytest
 
-from percpu.state import INIT_MM
 from percpu.strategies import SAFE_STRATEGIES, STRATEGIES
-from percpu.workers.pool import RunParams, run
 from percpu.workloads import WORKLOADS
 
-from broken_strategies import BROKEN, RefcountLeaky, RefcountNoLazyGrab, TlbStateNoFlush
+from conftest import _run, assert_clean_end_state, assert_safe_run
 
-
-def _run(strategy, workload="lazy-roundtrip", cpus=2, duration=0.3, **kw):
-    return run(RunParams(strategy=strategy, workload=workload, cpus=cpus, duration=duration, **kw))
-
-
-def assert_clean_end_state(doc):
-    """Checked here from the raw final state, independently of checks.py."""
-    for mm in doc["final_state"]["mm"]:
-        if mm["slot"] == 0:
-            assert (mm["gen"], mm["mm_users"], mm["mm_count"]) == (1, 1, 1), mm  # init_mm untouched
-        else:
-            assert mm["gen"] % 2 == 0, f"mm never freed: {mm}"
-            assert mm["mm_users"] == 0 and mm["mm_count"] == 0, mm
-    for cpu in doc["final_state"]["cpus"]:
-        assert cpu["loaded_mm"] == INIT_MM, cpu
-        assert cpu["hazard"] == cpu["lazy_mm"] == cpu["mm_to_mmdrop"] == 0, cpu
+from broken_strategies import BROKEN, BROKEN_VARIANT, RefcountLeaky
 
 
 @pytest.fixture
@@ -32,16 +15,20 @@ def broken_strategies(monkeypatch):
         monkeypatch.setitem(STRATEGIES, strategy.name, strategy)
 
 
+# The short version of the stress matrix (tests/test_stress.py): every safe
+# strategy x every workload x both mm_cpumask modes.
+@pytest.mark.parametrize("cpumask", ["eager", "lazy"])
 @pytest.mark.parametrize("workload", sorted(WORKLOADS))
 @pytest.mark.parametrize("strategy", SAFE_STRATEGIES)
-@pytest.mark.parametrize("cpus", [1, 2, 3])
-def test_safe_strategy_succeeds_and_leaves_a_clean_state(strategy, workload, cpus):
-    doc = _run(strategy, workload, cpus)
-    assert doc["verdict"] == "SUCCESS", doc["failure_reasons"]
-    assert doc["violation_count"] == 0 and doc["violations"] == []
-    assert doc["totals"]["ops"] > 0
-    assert doc["teardown"]["count"] == 1  # the process's mm, freed at exit
-    assert_clean_end_state(doc)
+def test_safe_strategy_succeeds_and_leaves_a_clean_state(strategy, workload, cpumask):
+    assert_safe_run(_run(strategy, workload, cpus=2, cpumask=cpumask))
+
+
+@pytest.mark.parametrize("workload", sorted(WORKLOADS))
+@pytest.mark.parametrize("strategy", SAFE_STRATEGIES)
+@pytest.mark.parametrize("cpus", [1, 3])
+def test_safe_strategy_on_one_cpu_and_on_an_odd_count(strategy, workload, cpus):
+    assert_safe_run(_run(strategy, workload, cpus=cpus))
 
 
 @pytest.mark.parametrize("workload", sorted(WORKLOADS))
@@ -55,14 +42,29 @@ def test_unsafe_is_caught_as_use_after_free_every_time(workload, cpus, attempt):
     assert "freed-while-loaded" in kinds
 
 
-def test_refcount_pays_two_shared_atomics_per_lazy_round_trip_and_tlbstate_none():
+@pytest.mark.parametrize("strategy", ["shootdown", "hazard", "lazy-mm", "tlbstate"])
+def test_only_refcount_pays_shared_atomics_on_the_lazy_round_trip(strategy):
     refcount = _run("refcount", cpus=2)
-    tlbstate = _run("tlbstate", cpus=2)
+    other = _run(strategy, cpus=2)
     # per op: mmgrab_lazy_tlb + mmdrop_lazy_tlb (a few atomics at exit aside)
     assert refcount["per_op"]["shared_atomics"] == pytest.approx(2.0, abs=0.01)
-    assert tlbstate["totals"]["shared_atomics"] < 50
-    assert tlbstate["teardown"]["ipis_per_teardown"] >= 1  # the freed-tables flush
+    assert other["totals"]["shared_atomics"] < 50
     assert refcount["totals"]["ipis_sent"] == 0
+
+
+@pytest.mark.parametrize("cpumask", ["eager", "lazy"])
+def test_teardown_costs_are_where_each_strategy_puts_them(cpumask):
+    docs = {s: _run(s, "fork-exit", cpus=2, cpumask=cpumask) for s in SAFE_STRATEGIES}
+    for doc in docs.values():
+        assert doc["teardown"]["count"] > 10
+    assert docs["refcount"]["teardown"]["ipis_per_teardown"] == 0
+    assert docs["lazy-mm"]["teardown"]["ipis_per_teardown"] == 0
+    assert docs["lazy-mm"]["teardown"]["fixups_per_teardown"] > 0  # the other CPU was lazy
+    for s in ("shootdown", "hazard", "tlbstate"):
+        assert docs[s]["teardown"]["ipis_per_teardown"] > 0
+    assert docs["hazard"]["teardown"]["hazard_slots_scanned_per_teardown"] == 2  # every CPU's slot
+    for s in ("refcount", "shootdown", "lazy-mm", "tlbstate"):
+        assert docs[s]["teardown"]["hazard_slots_scanned_per_teardown"] == 0
 
 
 def test_oversubscribed_run_works_and_says_so():
@@ -82,19 +84,18 @@ def test_checker_reports_a_leaked_mm(broken_strategies):
     assert any("init_mm" in v.get("message", "") for v in doc["violations"])  # init_mm leaked too
 
 
-def test_checker_reports_a_missing_lazy_reference(broken_strategies):
-    doc = _run(RefcountNoLazyGrab.name)
+@pytest.mark.parametrize("cpumask", ["eager", "lazy"])
+@pytest.mark.parametrize("workload", ["lazy-roundtrip", "fork-exit"])
+@pytest.mark.parametrize("strategy", sorted(BROKEN_VARIANT))
+def test_checker_catches_each_strategy_missing_one_safety_step(broken_strategies, strategy, workload, cpumask):
+    """At the end of lazy-roundtrip the last CPU to exit tears the mm down
+    while the other is lazy on it, every time; fork-exit does that hundreds of
+    times a second."""
+    doc = _run(BROKEN_VARIANT[strategy].name, workload, cpus=2, cpumask=cpumask)
     kinds = {v["kind"] for v in doc["violations"]}
     assert doc["verdict"] == "FAILURE"
-    assert "refcount-underflow" in kinds or "use-after-free" in kinds
-
-
-@pytest.mark.parametrize("workload", sorted(WORKLOADS))
-def test_checker_reports_tlbstate_without_its_flush(broken_strategies, workload):
-    doc = _run(TlbStateNoFlush.name, workload)
-    kinds = {v["kind"] for v in doc["violations"]}
-    assert doc["verdict"] == "FAILURE"
-    assert "use-after-free" in kinds and "freed-while-loaded" in kinds
+    assert "use-after-free" in kinds
+    assert "freed-while-loaded" in kinds
 
 
 def test_counters_add_up():

@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass
 
 from percpu import _atomic
 from percpu.checks import check_end_state, final_state, recorded_violations
-from percpu.cpu import COUNTERS, HIST_BUCKETS
+from percpu.cpu import COUNTERS, HIST_BUCKETS, HISTOGRAMS
 from percpu.results import build_document, machine_info
 from percpu.state import SharedState
 from percpu.strategies import get_strategy
@@ -45,6 +45,7 @@ class RunParams:
     line_size: int = 128
     layout: str = "padded"
     tasks_per_cpu: int = 1
+    fork_rate: float = 200.0
     cpumask: str = "eager"
     ipi_timeout_s: float = 10.0
     stall_timeout_s: float = 20.0
@@ -62,7 +63,7 @@ def run(params: RunParams, progress=None) -> dict:
     """Run one emulation; returns the result document. `progress(doc)` is
     called with the live sample list, if given."""
     strategy = get_strategy(params.strategy)
-    workload = WORKLOADS[params.workload](params.cpus, params.seed, params.tasks_per_cpu)
+    workload = WORKLOADS[params.workload](params.cpus, params.seed, params.tasks_per_cpu, params.fork_rate)
     usable = sorted(os.sched_getaffinity(0))
     pinning = [usable[i % len(usable)] for i in range(params.cpus)]
     state = SharedState(
@@ -71,7 +72,7 @@ def run(params: RunParams, progress=None) -> dict:
         ntasks=workload.ntasks(),
         npipes=workload.npipes(),
         counters=COUNTERS,
-        hist_buckets=2 * HIST_BUCKETS,
+        hist_buckets=len(HISTOGRAMS) * HIST_BUCKETS,
         line_size=params.line_size,
         packed=params.layout == "packed",
     )
@@ -275,8 +276,8 @@ def _collect(state, params, workload, pinning, usable, samples, elapsed, aborted
         {"cpu": c, "core": pinning[c], **{name: int(stats[name][c]) for name in COUNTERS}}
         for c in range(params.cpus)
     ]
-    hist = state.rows(state.hist)[:, : 2 * HIST_BUCKETS].sum(axis=0)
-    op_hist, teardown_hist = hist[:HIST_BUCKETS], hist[HIST_BUCKETS:]
+    hist = state.rows(state.hist)[:, : len(HISTOGRAMS) * HIST_BUCKETS].sum(axis=0)
+    hists = {name: hist[i * HIST_BUCKETS:(i + 1) * HIST_BUCKETS] for i, name in enumerate(HISTOGRAMS)}
     violation_total, violations = recorded_violations(state)
     end_state = [] if aborted else check_end_state(state)
     parameters = asdict(params)
@@ -288,8 +289,9 @@ def _collect(state, params, workload, pinning, usable, samples, elapsed, aborted
         elapsed_s=elapsed,
         samples=samples,
         per_cpu_counters=per_cpu,
-        op_hist=op_hist,
-        teardown_hist=teardown_hist,
+        op_hist=hists["hist"],
+        switch_hist=hists["switch_hist"],
+        teardown_hist=hists["teardown_hist"],
         violation_total=violation_total,
         violations=violations,
         end_state_problems=end_state,

@@ -15,8 +15,8 @@ import time
 import traceback
 from dataclasses import dataclass
 
-from percpu.cpu import CPU, COUNTERS, Orphaned, RunAborted
-from percpu.sched import SITE_IDLE_PROBE, Task, boot_idle, exit_tasks, idle_task_exit, schedule_loop
+from percpu.cpu import CPU, COUNTERS, HISTOGRAMS, Orphaned, RunAborted
+from percpu.sched import SITE_IDLE_PROBE, Task, boot_idle, exit_tasks, has_live_tasks, idle_task_exit, schedule_loop
 from percpu.state import NULL, SharedState
 
 EXIT_OK = 0
@@ -71,10 +71,6 @@ def cpu_main(setup: WorkerSetup, cpu_id: int) -> int:
 
 def _run_cpu(setup: WorkerSetup, cpu: CPU) -> int:
     state, n = setup.state, setup.state.ncpus
-    gen = state.field(state.mm, "gen")
-    # a per-CPU slab freelist: the free slots this CPU starts with
-    cpu.mm_free_slots = [s for s in range(1, state.mm.count) if s % n == cpu.id and gen[s] % 2 == 0]
-    del gen
     idle = Task(cpu.id, f"swapper/{cpu.id}", NULL, cpu.id)
     boot_idle(cpu, idle)
     setup.workload.attach(cpu, setup.tasks[cpu.id])
@@ -90,20 +86,31 @@ def _run_cpu(setup: WorkerSetup, cpu: CPU) -> int:
     schedule_loop(cpu, setup.workload)
     cpu.heartbeat()
 
-    # The process exits: every thread's exit_mm, the last one's teardown.
+    # The processes exit: every thread's exit_mm, the last one's teardown.
+    # Threads another CPU forked onto this one until it saw the stop arrive
+    # as late as the exit barrier; they exit too.
     exit_tasks(cpu)
-    _barrier(cpu, state.addr(state.control, 0, "exited"), n)
+    _barrier(cpu, state.addr(state.control, 0, "exited"), n, exit_late_tasks=True)
+    cpu.interrupt_point()
+    if has_live_tasks(cpu):
+        exit_tasks(cpu)
     idle_task_exit(cpu)
     _barrier(cpu, state.addr(state.control, 0, "offline"), n)
     _report(cpu, idle)
     return EXIT_OK
 
 
-def _barrier(cpu: CPU, a_count: int, n: int) -> None:
+def _barrier(cpu: CPU, a_count: int, n: int, exit_late_tasks: bool = False) -> None:
     """Arrive, then idle (servicing IPIs, probing) until every CPU arrived."""
     cpu.fetch_add(a_count, 1)
     load = cpu.load
-    cpu.idle_until(lambda: load(a_count) >= n, SITE_IDLE_PROBE)
+
+    def arrived():
+        if exit_late_tasks and has_live_tasks(cpu):
+            exit_tasks(cpu)
+        return load(a_count) >= n
+
+    cpu.idle_until(arrived, SITE_IDLE_PROBE)
 
 
 def _report(cpu: CPU, idle: Task) -> None:
@@ -112,10 +119,12 @@ def _report(cpu: CPU, idle: Task) -> None:
     for name in COUNTERS:
         cpu.store(state.addr(state.stats, cpu.id, name), values[name])
     a_hist = state.addr(state.hist, cpu.id, "b0")
-    for i, count in enumerate(cpu.hist + cpu.teardown_hist):
+    for i, count in enumerate(sum((getattr(cpu, name) for name in HISTOGRAMS), [])):
         if count:
             cpu.store(a_hist + 8 * i, count)
     for task in [idle, *cpu.rq]:
+        if task.tid < 0:  # short-lived threads have no task record
+            continue
         for field, value in (("mm", task.mm), ("active_mm", task.active_mm), ("cpu", task.cpu), ("state", int(task.dead))):
             cpu.store(state.addr(state.task, task.tid, field), value)
     cpu.store(cpu.a_ops, cpu.ops)

@@ -8,7 +8,7 @@ included, and a lazy CPU answers by switching to init_mm
 (flush_tlb_func's `switch_mm_irqs_off(NULL, &init_mm, NULL)`). Only then may
 the mm be freed.
 """
-from percpu.mm import mm_cpumask_cpus
+from percpu.mm import cpumask_clear_cpu, mm_cpumask_cpus
 from percpu.sched import switch_mm_irqs_off
 from percpu.smp import ipi_function, on_each_cpu_mask
 from percpu.state import INIT_MM, NULL
@@ -22,7 +22,11 @@ SITE_FLUSH_TLB_GEN = site("flush_tlb_func: read tlb_gen")
 @ipi_function
 def flush_tlb_func(cpu, mm: int) -> None:
     if cpu.loaded_mm != mm:
-        return  # this CPU has moved on since its bit was read
+        # This CPU has moved on. With a lazily maintained mm_cpumask its bit
+        # is stale: trim it, so the next flush skips this CPU.
+        if not cpu.cpumask_clear_on_switch:
+            cpumask_clear_cpu(cpu, mm, cpu.id)
+        return
     if cpu.is_lazy:
         switch_mm_irqs_off(cpu, NULL, INIT_MM)
         return
