@@ -16,11 +16,22 @@ from __future__ import annotations
 
 import math
 import os
+import random
 import time
 
 from percpu import _atomic
+from percpu.faults import ipi_delivery_delayed
 from percpu.smp import IPI_FUNCTIONS
-from percpu.state import INIT_MM, LOADED_MM_SWITCHING, NULL, SLOT_MASK, VIOLATION_CAPACITY, VIOLATION_FIELDS, SharedState
+from percpu.state import (
+    INIT_MM,
+    LOADED_MM_SWITCHING,
+    MAILBOX_SLOTS,
+    NULL,
+    SLOT_MASK,
+    VIOLATION_CAPACITY,
+    VIOLATION_FIELDS,
+    SharedState,
+)
 from percpu.violations import IPI_TIMEOUT, USE_AFTER_FREE
 
 # Per-CPU counters reported at the end of a run, in the stats table's order.
@@ -42,6 +53,10 @@ COUNTERS = (
     "wait_ns",
     "violations",
     "yields",
+    "stalls",
+    "ipis_delayed",
+    "hotplugs",
+    "migrations",
 )
 # ns-per-op histogram: bucket b holds values in [2**(b/8), 2**((b+1)/8)).
 HIST_BUCKETS_PER_OCTAVE = 8
@@ -75,7 +90,19 @@ class CPU:
         "_violation_stride",
         "a_abort",
         "a_abort_cpu",
-        "a_active_mm",
+        "cpu_online",
+        "a_online",
+        "a_online_count",
+        "mailbox",
+        "mailbox_next",
+        "online",
+        "faults",
+        "rng",
+        "ipi_defer_until",
+        "stalls",
+        "ipis_delayed",
+        "hotplugs",
+        "migrations",
         "a_hazard",
         "a_heartbeat",
         "a_ipi_pending",
@@ -161,6 +188,8 @@ class CPU:
         coordinator_pid: int | None = None,
         ipi_timeout_s: float = 10.0,
         cpumask_clear_on_switch: bool = True,
+        faults: frozenset = frozenset(),
+        seed: int = 0,
     ):
         self.id = cpu_id
         self.ncpus = n = state.ncpus
@@ -203,7 +232,11 @@ class CPU:
         self.a_hazard = self.cpu_hazard[cpu_id]
         self.a_lazy_mm = self.cpu_lazy_mm[cpu_id]
         self.a_mm_to_mmdrop = self.cpu_mm_to_mmdrop[cpu_id]
-        self.a_active_mm = s.addr(cpu, cpu_id, "active_mm")
+        self.cpu_online = [s.addr(cpu, c, "online") for c in range(n)]
+        self.a_online = self.cpu_online[cpu_id]
+        self.a_online_count = s.addr(ctl, 0, "online_count")
+        self.mailbox = [s.addr(state.mailbox, cpu_id * MAILBOX_SLOTS + i, "tid") for i in range(MAILBOX_SLOTS)]
+        self.mailbox_next = 0
         self.a_ipi_pending = self.cpu_ipi_pending[cpu_id]
         self.a_heartbeat = s.addr(cpu, cpu_id, "heartbeat")
         self.a_ops = s.addr(cpu, cpu_id, "ops")
@@ -230,6 +263,11 @@ class CPU:
         self.is_lazy = 0
         self.stopping = False
         self.stop_seen = False
+        self.online = True
+        # fault injection (percpu/faults.py): which faults, this CPU's RNG
+        self.faults = faults
+        self.rng = random.Random(seed * 7919 + cpu_id)
+        self.ipi_defer_until = 0
         self.workload = None
 
         # private: tasks, and the mm slots this CPU allocates from
@@ -256,6 +294,10 @@ class CPU:
         self.in_teardown = False
         self.violations = 0
         self.yields = 0
+        self.stalls = 0
+        self.ipis_delayed = 0
+        self.hotplugs = 0
+        self.migrations = 0
         for name in HISTOGRAMS:
             setattr(self, name, [0] * HIST_BUCKETS)
         self._reported: set = set()
@@ -311,12 +353,14 @@ class CPU:
             self.flush_smp_call_function_queue()
 
     def flush_smp_call_function_queue(self) -> None:
-        self.ipi_seen = self.load(self.a_ipi_pending)
         if self.load(self.a_abort):
             raise RunAborted()
         if not self.stop_seen and self.load(self.a_stop):
             self.stop_seen = True  # once: the exit phase runs the loop again
             self.stopping = True
+        if self.faults and ipi_delivery_delayed(self):
+            return  # seen again at the next interrupt point
+        self.ipi_seen = self.load(self.a_ipi_pending)
         load = self.load
         for sender, (a_seq, a_func, a_arg, a_ack) in enumerate(self.ipi_in):
             seq = load(a_seq)

@@ -119,6 +119,18 @@ def do_exit(cpu, task: Task) -> None:
     task.dead = True
 
 
+class _GoIdle:
+    """Preemption as a workload: whatever runs, switch to idle, then stop."""
+
+    def run_task(self, cpu, task: Task) -> Task:
+        cpu.stopping = True
+        return cpu.idle
+
+    def wakeup(self, cpu) -> Task:
+        cpu.stopping = True
+        return cpu.idle
+
+
 class _ExitAll:
     """The exit phase as a workload: each task, when it runs, does do_exit;
     the loop ends when none is left."""
@@ -135,13 +147,24 @@ class _ExitAll:
         return cpu.idle
 
 
+def _run_to_completion(cpu, workload) -> None:
+    """Run the scheduler loop with `workload` until it says stop, keeping
+    the run's own stop (which may arrive meanwhile) for the caller."""
+    outer = cpu.stopping
+    cpu.stopping = False
+    schedule_loop(cpu, workload)
+    cpu.stopping = outer or cpu.stop_seen
+
+
 def exit_tasks(cpu) -> None:
     """At the end of a run every task on this CPU exits; the last thread of a
     process to exit runs its teardown."""
-    stopping = cpu.stopping
-    cpu.stopping = False
-    schedule_loop(cpu, _ExitAll())
-    cpu.stopping = stopping
+    _run_to_completion(cpu, _ExitAll())
+
+
+def preempt_to_idle(cpu) -> None:
+    """Switch to the idle task now (the current task stays runnable)."""
+    _run_to_completion(cpu, _GoIdle())
 
 
 def has_live_tasks(cpu) -> bool:
@@ -164,14 +187,17 @@ def idle_task_exit(cpu) -> None:
         cpu.strategy.finish_task_switch(cpu)  # the CPU's last switch
 
 
-def schedule_loop(cpu, workload) -> None:
+def schedule_loop(cpu, workload, between_batches=None) -> None:
     """The CPU's life until it is told to stop: batches of quanta, with the
-    housekeeping (heartbeat, latency sample) between batches. (Batches are
-    also what lets CPython 3.11 specialise the hot loop: it quickens a
-    function's code on calls, never inside one long-running call.)"""
+    housekeeping (heartbeat, latency sample) and `between_batches(cpu,
+    workload)` (fault injection) between batches. (Batches are also what lets
+    CPython 3.11 specialise the hot loop: it quickens a function's code on
+    calls, never inside one long-running call.)"""
     while not cpu.stopping:
         run_quanta(cpu, workload, HOUSEKEEPING_EVERY)
         cpu.housekeeping()
+        if between_batches is not None and not cpu.stopping:
+            between_batches(cpu, workload)
 
 
 def run_quanta(cpu, workload, count: int) -> None:

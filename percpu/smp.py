@@ -27,8 +27,13 @@ def ipi_function(func):
 
 
 def _send(cpu, target: int, func, arg: int) -> int:
-    a_seq, a_func, a_arg, _ = cpu.ipi_out[target]
-    seq = cpu.ipi_out_seq[target] + 1
+    a_seq, a_func, a_arg, a_ack = cpu.ipi_out[target]
+    previous = cpu.ipi_out_seq[target]
+    if cpu.load(a_ack) < previous:
+        # csd_lock_wait: a call to this target is still in flight (this send
+        # comes from a handler run while waiting for it); never overwrite it
+        _wait(cpu, target, previous, func)
+    seq = previous + 1
     cpu.ipi_out_seq[target] = seq
     cpu.store(a_func, func.ipi_id)
     cpu.store(a_arg, arg)
@@ -43,7 +48,7 @@ def _wait(cpu, target: int, seq: int, func) -> None:
     load = cpu.load
     start = time.perf_counter_ns()
     cpu.spin_until(
-        lambda: load(a_ack) == seq,
+        lambda: load(a_ack) >= seq,  # a nested call's later ack also covers this one
         timeout_ns=cpu.ipi_timeout_ns,
         timeout_site=func.timeout_site,
         target=target,

@@ -88,6 +88,7 @@ CONTROL_LINES = (
     ("exited",),
     ("offline",),
     ("violations",),
+    ("online_count",),  # CPUs online now (hotplug never takes the last one)
 )
 MM_LINES = (
     ("gen", "mm_users", "tlb_gen", "cpumask0", "cpumask1", "cpumask2", "cpumask3"),
@@ -95,12 +96,16 @@ MM_LINES = (
 )
 CPU_LINES = (
     # written by the CPU itself, read by others (teardown scans) and the checker
-    ("loaded_mm", "is_lazy", "hazard", "lazy_mm", "active_mm", "heartbeat", "ops"),
+    ("loaded_mm", "is_lazy", "hazard", "lazy_mm", "online", "heartbeat", "ops"),
     # written by other CPUs
     ("ipi_pending", "mm_to_mmdrop"),
 )
 TASK_LINES = (("mm", "active_mm", "cpu", "state"),)
 PIPE_LINES = (("turn",),)
+# A task on its way to another CPU (hotplug migration): each CPU writes its
+# own records, the target reads one during the synchronous IPI that names it.
+MAILBOX_LINES = (("tid", "mm", "pipe", "side", "life"),)
+MAILBOX_SLOTS = 8  # nested migrations (a forward from inside an IPI) stay shallow
 IPI_LINES = (("seq", "func", "arg", "ack"),)
 VIOLATION_FIELDS = ("kind", "cpu", "slot", "ref_gen", "found_gen", "site", "time_ns", "other")
 MAX_CPUMASK_CPUS = 4 * 64
@@ -132,13 +137,14 @@ class SharedState:
         self.cpu = t("cpu", ncpus, CPU_LINES)
         self.task = t("task", ntasks, TASK_LINES)
         self.pipe = t("pipe", max(npipes, 1), PIPE_LINES)
+        self.mailbox = t("mailbox", ncpus * MAILBOX_SLOTS, MAILBOX_LINES)
         # one call slot per (target, sender), like the kernel's per-CPU csd
         self.ipi = t("ipi", ncpus * ncpus, IPI_LINES)
         # private to each CPU: never padded per field, one block per CPU
         self.stats = _table("stats", ncpus, (counters,), line_size, False)
         self.hist = _table("hist", ncpus, ([f"b{i}" for i in range(hist_buckets)],), line_size, False)
         self.violation = _table("violation", VIOLATION_CAPACITY, (VIOLATION_FIELDS,), line_size, True)
-        tables = (self.control, self.mm, self.cpu, self.task, self.pipe, self.ipi,
+        tables = (self.control, self.mm, self.cpu, self.task, self.pipe, self.mailbox, self.ipi,
                   self.stats, self.hist, self.violation)
         self._table_base: dict[str, int] = {}
         size = 0

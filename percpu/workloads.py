@@ -12,6 +12,7 @@ from __future__ import annotations
 import random
 import time
 
+from percpu.hotplug import enqueue_task
 from percpu.mm import boot_mm, mm_alloc, mmget
 from percpu.sched import Task, do_exit
 from percpu.smp import ipi_function, smp_call_function_single
@@ -71,7 +72,7 @@ class LazyRoundtrip(Workload):
         return cpu.idle  # sleeps
 
     def wakeup(self, cpu):
-        return cpu.rq[0]  # after one idle quantum
+        return next_in_turn(cpu)  # after one idle quantum
 
 
 class ContextSwitchThreads(Workload):
@@ -163,7 +164,6 @@ class ForkExit(Workload):
         self.rng = random.Random(self.seed * 100003 + cpu.id)
         self.next_fork_ns = time.perf_counter_ns() + self.rng.randrange(self.interval_ns)
         self.others = [c for c in range(self.ncpus) if c != cpu.id]
-        self.next_index = 0
 
     def run_task(self, cpu, task):
         cpu.ops += 1
@@ -177,11 +177,7 @@ class ForkExit(Workload):
         if time.perf_counter_ns() >= self.next_fork_ns:
             self.next_fork_ns += self.interval_ns
             self.fork(cpu)
-        rq = cpu.rq
-        if not rq:
-            return cpu.idle
-        self.next_index = (self.next_index + 1) % len(rq)
-        return rq[self.next_index]
+        return next_in_turn(cpu)
 
     def fork(self, cpu):
         """clone() of a new process and its threads: the mm is this CPU's
@@ -204,7 +200,20 @@ class ForkExit(Workload):
 @ipi_function
 def wake_up_new_task(cpu, mm: int) -> None:
     """A thread of a new process arrives on this CPU's run queue."""
-    cpu.rq.append(cpu.workload.new_thread(cpu, mm))
+    enqueue_task(cpu, cpu.workload.new_thread(cpu, mm))
+
+
+def next_in_turn(cpu) -> Task:
+    """Round robin over this CPU's run queue (all its tasks are runnable
+    after an idle quantum); idle when it has none."""
+    rq = cpu.rq
+    if len(rq) == 1:
+        return rq[0]
+    if not rq:
+        return cpu.idle
+    task = rq.pop(0)
+    rq.append(task)
+    return task
 
 
 WORKLOADS: dict[str, type[Workload]] = {

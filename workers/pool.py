@@ -47,6 +47,8 @@ class RunParams:
     tasks_per_cpu: int = 1
     fork_rate: float = 200.0
     cpumask: str = "eager"
+    faults: tuple[str, ...] = ()  # percpu.faults.FAULTS
+    kill_after_s: float = 0.0  # > 0: the coordinator SIGKILLs one worker then
     ipi_timeout_s: float = 10.0
     stall_timeout_s: float = 20.0
 
@@ -90,6 +92,8 @@ def run(params: RunParams, progress=None) -> dict:
             coordinator_pid=os.getpid(),
             ipi_timeout_s=params.ipi_timeout_s,
             cpumask_clear_on_switch=params.cpumask == "eager",
+            faults=frozenset(params.faults),
+            seed=params.seed,
         )
         pids = _start_workers(setup)
         watch = _Watchdog(state, pids, params.stall_timeout_s)
@@ -110,6 +114,7 @@ def _boot_init_mm(state: SharedState) -> None:
     state.field(state.mm, "mm_users")[0] = 1
     state.field(state.mm, "mm_count")[0] = 1
     state.field(state.cpu, "loaded_mm")[:] = 1 << 32  # INIT_MM
+    state.field(state.control, "online_count")[0] = state.ncpus
 
 
 def _start_workers(setup: WorkerSetup) -> dict[int, int]:
@@ -200,7 +205,13 @@ def _supervise(state: SharedState, params: RunParams, watch: _Watchdog, progress
         interval = min(1.0, max(0.05, params.duration / 10))
         next_sample, last_ops, last_t = start + interval, ops.copy(), start
         stop_at = start + params.duration
+        kill_at = start + params.kill_after_s if params.kill_after_s > 0 else None
         while aborted is None:
+            if kill_at is not None and time.monotonic() >= kill_at:
+                kill_at = None
+                victim = params.seed % params.cpus
+                if victim in watch.pids:  # the fault: one worker killed outright
+                    os.kill(watch.pids[victim], signal.SIGKILL)
             time.sleep(min(0.05, max(0.0, min(next_sample, stop_at) - time.monotonic())))
             aborted = watch.reap() or watch.silent() or _aborted_by_cpu(state)
             now = time.monotonic()

@@ -16,6 +16,7 @@ import traceback
 from dataclasses import dataclass
 
 from percpu.cpu import CPU, COUNTERS, HISTOGRAMS, Orphaned, RunAborted
+from percpu.faults import inject_faults
 from percpu.sched import SITE_IDLE_PROBE, Task, boot_idle, exit_tasks, has_live_tasks, idle_task_exit, schedule_loop
 from percpu.state import NULL, SharedState
 
@@ -41,6 +42,8 @@ class WorkerSetup:
     coordinator_pid: int
     ipi_timeout_s: float
     cpumask_clear_on_switch: bool
+    faults: frozenset
+    seed: int
 
 
 def cpu_main(setup: WorkerSetup, cpu_id: int) -> int:
@@ -57,6 +60,8 @@ def cpu_main(setup: WorkerSetup, cpu_id: int) -> int:
             coordinator_pid=setup.coordinator_pid,
             ipi_timeout_s=setup.ipi_timeout_s,
             cpumask_clear_on_switch=setup.cpumask_clear_on_switch,
+            faults=setup.faults,
+            seed=setup.seed,
         )
         return _run_cpu(setup, cpu)
     except RunAborted:
@@ -73,6 +78,7 @@ def _run_cpu(setup: WorkerSetup, cpu: CPU) -> int:
     state, n = setup.state, setup.state.ncpus
     idle = Task(cpu.id, f"swapper/{cpu.id}", NULL, cpu.id)
     boot_idle(cpu, idle)
+    cpu.store(cpu.a_online, 1)
     setup.workload.attach(cpu, setup.tasks[cpu.id])
 
     a_phase = state.addr(state.control, 0, "phase")
@@ -83,7 +89,7 @@ def _run_cpu(setup: WorkerSetup, cpu: CPU) -> int:
         time.sleep(0.0002)
     cpu.reset_counters()
 
-    schedule_loop(cpu, setup.workload)
+    schedule_loop(cpu, setup.workload, inject_faults if setup.faults else None)
     cpu.heartbeat()
 
     # The processes exit: every thread's exit_mm, the last one's teardown.
