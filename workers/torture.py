@@ -1,0 +1,70 @@
+"""Torture: back-to-back rounds, each a run of a randomly chosen strategy,
+workload and mm_cpumask mode with faults injected, until the time is up or a
+round fails (rcutorture's shape: long, seeded, clean SUCCESS or a precise
+FAILURE)."""
+from __future__ import annotations
+
+import random
+import time
+from collections import Counter
+from dataclasses import dataclass
+
+from percpu.cpu import COUNTERS
+from percpu.workloads import WORKLOADS
+from percpu.workers.pool import RunParams, run
+
+
+@dataclass
+class TortureParams:
+    strategies: tuple[str, ...]
+    duration: float
+    cpus: int
+    seed: int = 1
+    faults: tuple[str, ...] = ()
+    round_s: float = 3.0
+    kill_after_s: float = 0.0  # > 0: a worker is killed outright at this time
+
+
+def torture(params: TortureParams, on_round=None) -> dict:
+    """Run rounds until params.duration is spent or one fails; on_round(summary,
+    doc) after each. Returns the summary."""
+    rng = random.Random(params.seed)
+    start = time.monotonic()
+    totals: Counter = Counter()
+    summary = {"rounds": 0, "failed_round": None, "failure_reasons": [], "totals": totals,
+               "per_strategy_rounds": Counter(), "elapsed_s": 0.0, "min_cpu_ops_per_s": None,
+               "max_cpu_ops_per_s": None}
+    while True:
+        elapsed = time.monotonic() - start
+        remaining = params.duration - elapsed
+        if remaining <= 0.05:
+            break
+        round_params = RunParams(
+            strategy=rng.choice(params.strategies),
+            workload=rng.choice(sorted(WORKLOADS)),
+            cpumask=rng.choice(("eager", "lazy")),
+            cpus=params.cpus,
+            duration=min(params.round_s, remaining),
+            seed=rng.randrange(1 << 31),
+            faults=params.faults,
+        )
+        if params.kill_after_s > 0 and elapsed <= params.kill_after_s < elapsed + round_params.duration:
+            round_params.kill_after_s = params.kill_after_s - elapsed
+        doc = run(round_params)
+        summary["rounds"] += 1
+        summary["per_strategy_rounds"][round_params.strategy] += 1
+        for name in COUNTERS:
+            totals[name] += doc["totals"][name]
+        totals["violations_found"] += doc["violation_count"]
+        for key, pick in (("min_cpu_ops_per_s", min), ("max_cpu_ops_per_s", max)):
+            value = doc["rate"][key]
+            summary[key] = value if summary[key] is None else pick(summary[key], value)
+        summary["elapsed_s"] = time.monotonic() - start
+        if on_round:
+            on_round(summary, doc)
+        if doc["verdict"] != "SUCCESS":
+            summary["failed_round"] = summary["rounds"]
+            summary["failure_reasons"] = doc["failure_reasons"]
+            break
+    summary["verdict"] = "FAILURE" if summary["failed_round"] else "SUCCESS"
+    return summary
