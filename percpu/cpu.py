@@ -19,7 +19,7 @@ import os
 import random
 import time
 
-from percpu import _atomic
+from percpu import _atomic, trace
 from percpu.faults import ipi_delivery_delayed
 from percpu.smp import IPI_FUNCTIONS
 from percpu.state import (
@@ -57,6 +57,7 @@ COUNTERS = (
     "ipis_delayed",
     "hotplugs",
     "migrations",
+    "trace_written",
 )
 # ns-per-op histogram: bucket b holds values in [2**(b/8), 2**((b+1)/8)).
 HIST_BUCKETS_PER_OCTAVE = 8
@@ -103,6 +104,8 @@ class CPU:
         "ipis_delayed",
         "hotplugs",
         "migrations",
+        "trace_events",
+        "trace_written",
         "a_hazard",
         "a_heartbeat",
         "a_ipi_pending",
@@ -298,6 +301,9 @@ class CPU:
         self.ipis_delayed = 0
         self.hotplugs = 0
         self.migrations = 0
+        # tracing (percpu/trace.py): None when off, else events not yet in the ring
+        self.trace_events = None
+        self.trace_written = 0
         for name in HISTOGRAMS:
             setattr(self, name, [0] * HIST_BUCKETS)
         self._reported: set = set()
@@ -339,6 +345,8 @@ class CPU:
             return
         self._reported.add(key)
         self.violations += 1
+        if self.trace_events is not None:
+            self.trace_events.append((trace.now(), trace.VIOLATION, kind, mm & SLOT_MASK))
         index = self.fetch_add(self.a_violations, 1)
         if index < VIOLATION_CAPACITY:
             base = self._violation_base + index * self._violation_stride
@@ -369,7 +377,12 @@ class CPU:
                 # itself and must not run this call again
                 self.ipi_in_acked[sender] = seq
                 self.ipis_received += 1
-                IPI_FUNCTIONS[load(a_func)](self, load(a_arg))
+                func = load(a_func)
+                if self.trace_events is not None:
+                    self.trace_events.append((trace.now(), trace.KERNEL_BEGIN, trace.KERNEL_IPI, func))
+                IPI_FUNCTIONS[func](self, load(a_arg))
+                if self.trace_events is not None:
+                    self.trace_events.append((trace.now(), trace.KERNEL_END, 0, 0))
                 self.store(a_ack, seq)
 
     def spin_until(self, done, timeout_ns: int = 0, timeout_site: int = 0, target: int = -1) -> None:
@@ -428,6 +441,8 @@ class CPU:
         ns-per-op sample for the latency histogram (timing each op would
         cost more than the op)."""
         self.heartbeat()
+        if self.trace_events:
+            trace.flush(self)
         now = time.perf_counter_ns()
         ops = self.ops - self._batch_start_ops
         if ops:

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import time
 
+from percpu import trace
+
 FAULTS = ("ipi-delay", "stall", "hotplug")
 
 IPI_DELAY_PROBABILITY = 0.05  # per batch of pending IPIs
@@ -46,9 +48,14 @@ def ipi_delivery_delayed(cpu) -> bool:
 def stall(cpu, duration_ns: int) -> None:
     """Interrupts off: spin without an interrupt point."""
     cpu.stalls += 1
+    traced = cpu.trace_events is not None
+    if traced:
+        cpu.trace_events.append((trace.now(), trace.KERNEL_BEGIN, trace.KERNEL_STALL, 0))
     end = time.perf_counter_ns() + duration_ns
     while time.perf_counter_ns() < end:
         cpu.cpu_relax()
+    if traced:
+        cpu.trace_events.append((trace.now(), trace.KERNEL_END, 0, 0))
 
 
 def inject_faults(cpu, workload) -> None:

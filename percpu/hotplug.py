@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import time
 
+from percpu import trace
 from percpu.sched import Task, boot_idle, has_live_tasks, idle_task_exit, preempt_to_idle
 from percpu.smp import ipi_function, smp_call_function_single
 
@@ -47,6 +48,9 @@ def cpu_down_up(cpu, offline_ns: int) -> None:
     """Offline for offline_ns (or until the run stops), then online again."""
     if not cpu_down(cpu):
         return
+    traced = cpu.trace_events is not None
+    if traced:  # after the switch to idle and the migrations: it nests in idle's slice
+        cpu.trace_events.append((trace.now(), trace.KERNEL_BEGIN, trace.KERNEL_OFFLINE, 0))
     end = time.perf_counter_ns() + offline_ns
     spins = 0
     while time.perf_counter_ns() < end and not cpu.stopping:
@@ -56,6 +60,8 @@ def cpu_down_up(cpu, offline_ns: int) -> None:
             cpu.heartbeat()
             if cpu.oversubscribed:
                 os.sched_yield()
+    if traced:
+        cpu.trace_events.append((trace.now(), trace.KERNEL_END, 0, 0))
     cpu_up(cpu)
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 
+from percpu import trace
 from percpu.cpu import record
 from percpu.state import NULL, SLOT_MASK, SharedState
 from percpu.violations import FREED_WHILE_LOADED, REFCOUNT_UNDERFLOW, site
@@ -63,7 +64,9 @@ def mmgrab(cpu, mm: int) -> None:
     slot = mm & SLOT_MASK  # cpu.deref, inlined: refcount's hot path
     if cpu.load(cpu.mm_gen[slot]) != mm >> 32:
         cpu.use_after_free(mm, SITE_MMGRAB)
-    cpu.fetch_add(cpu.mm_count[slot], 1)
+    count = cpu.fetch_add(cpu.mm_count[slot], 1) + 1
+    if cpu.trace_events is not None:
+        cpu.trace_events.append((trace.now(), trace.MM_COUNT, slot, count))
 
 
 def mmput(cpu, mm: int) -> None:
@@ -77,12 +80,14 @@ def mmput(cpu, mm: int) -> None:
 
 def __mmput(cpu, mm: int) -> None:
     start, ipis, waited = time.perf_counter_ns(), cpu.ipis_sent, cpu.wait_ns
+    _trace_teardown(cpu, trace.KERNEL_BEGIN, mm)
     cpu.in_teardown = True
     cpu.strategy.mmput_lazy_fixup(cpu, mm)
     exit_mmap(cpu, mm)
     mmdrop(cpu, mm)
     cpu.in_teardown = False
     _account_teardown(cpu, start, ipis, waited)
+    _trace_teardown(cpu, trace.KERNEL_END, mm)
 
 
 def exit_mmap(cpu, mm: int) -> None:
@@ -97,6 +102,8 @@ def mmdrop(cpu, mm: int) -> None:
     if cpu.load(cpu.mm_gen[slot]) != mm >> 32:
         cpu.use_after_free(mm, SITE_MMDROP)
     count = cpu.add_return(cpu.mm_count[slot], -1)
+    if cpu.trace_events is not None:
+        cpu.trace_events.append((trace.now(), trace.MM_COUNT, slot, count))
     if count == 0:
         __mmdrop(cpu, mm)
     elif count < 0:
@@ -105,6 +112,9 @@ def mmdrop(cpu, mm: int) -> None:
 
 def __mmdrop(cpu, mm: int) -> None:
     start, ipis, waited = time.perf_counter_ns(), cpu.ipis_sent, cpu.wait_ns
+    outermost = not cpu.in_teardown
+    if outermost:
+        _trace_teardown(cpu, trace.KERNEL_BEGIN, mm)
     cpu.strategy.cleanup_lazy_tlbs(cpu, mm)
     # The checker's view (no CPU does this in the kernel): a safe strategy
     # never frees an mm that any CPU still has loaded.
@@ -114,8 +124,16 @@ def __mmdrop(cpu, mm: int) -> None:
     slot = mm & SLOT_MASK
     cpu.store(cpu.mm_gen[slot], (mm >> 32) + 1)  # free: every old reference is stale
     cpu.teardowns += 1
-    if not cpu.in_teardown:  # else __mmput accounts for it
+    if cpu.trace_events is not None:
+        cpu.trace_events.append((trace.now(), trace.TEARDOWN, slot, 0))
+    if outermost:  # else __mmput accounts for it
         _account_teardown(cpu, start, ipis, waited)
+        _trace_teardown(cpu, trace.KERNEL_END, mm)
+
+
+def _trace_teardown(cpu, kind: int, mm: int) -> None:
+    if cpu.trace_events is not None:
+        cpu.trace_events.append((trace.now(), kind, trace.KERNEL_TEARDOWN, mm & SLOT_MASK))
 
 
 def _account_teardown(cpu, start_ns: int, ipis_before: int, wait_before: int) -> None:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from time import perf_counter_ns
 
+from percpu import trace
 from percpu.cpu import HOUSEKEEPING_EVERY, SWITCH_SAMPLE_EVERY, record
 from percpu.state import INIT_MM, LOADED_MM_SWITCHING, NULL, SLOT_MASK
 from percpu.violations import site
@@ -217,6 +218,7 @@ def run_quanta(cpu, workload, count: int) -> None:
     mmgrab_lazy_tlb = strategy.mmgrab_lazy_tlb
     mmdrop_lazy_tlb = strategy.mmdrop_lazy_tlb
     finish_task_switch_hook = strategy.finish_task_switch
+    trace_events = cpu.trace_events
     for _ in range(count):
         if cpu.stopping:
             return
@@ -240,6 +242,8 @@ def run_quanta(cpu, workload, count: int) -> None:
         timed = not cpu.switches % SWITCH_SAMPLE_EVERY
         if timed:
             start = perf_counter_ns()
+        if trace_events is not None:
+            trace_events.append((perf_counter_ns(), trace.TASK_END, 0, 0))
         cpu.switches += 1
         if not next.mm:  # to a kernel thread: lazy (NULL mm)
             if prev.mm:
@@ -265,5 +269,7 @@ def run_quanta(cpu, workload, count: int) -> None:
             switch_mm_irqs_off(cpu, cpu.loaded_mm, next.mm)
         if finish_task_switch_hook is not None:
             finish_task_switch_hook(cpu)
+        if trace_events is not None:
+            trace_events.append(trace.task_begin(cpu, next))
         if timed:
             record(cpu.switch_hist, perf_counter_ns() - start)

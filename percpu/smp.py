@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 
+from percpu import trace
 from percpu.violations import site
 
 IPI_FUNCTIONS: list = []
@@ -40,6 +41,8 @@ def _send(cpu, target: int, func, arg: int) -> int:
     cpu.store(a_seq, seq)  # release: func and arg are visible before seq
     cpu.fetch_add(cpu.cpu_ipi_pending[target], 1)
     cpu.ipis_sent += 1
+    if cpu.trace_events is not None:
+        cpu.trace_events.append((trace.now(), trace.IPI_SENT, target, func.ipi_id))
     return seq
 
 

@@ -133,6 +133,7 @@ class SharedState:
         hist_buckets: int,
         line_size: int = 128,
         packed: bool = False,
+        trace_events_per_cpu: int = 0,
     ):
         if ncpus > MAX_CPUMASK_CPUS:
             raise ValueError(f"at most {MAX_CPUMASK_CPUS} CPUs")
@@ -150,8 +151,10 @@ class SharedState:
         self.stats = _table("stats", ncpus, (counters,), line_size, False)
         self.hist = _table("hist", ncpus, ([f"b{i}" for i in range(hist_buckets)],), line_size, False)
         self.violation = _table("violation", VIOLATION_CAPACITY, (VIOLATION_FIELDS,), line_size, True)
+        # per-CPU trace rings (percpu/trace.py), only when tracing
+        self.trace = _table("trace", max(1, ncpus * trace_events_per_cpu), (("t", "kind", "a", "b"),), line_size, True)
         tables = (self.control, self.mm, self.cpu, self.task, self.pipe, self.mailbox, self.ipi,
-                  self.stats, self.hist, self.violation)
+                  self.stats, self.hist, self.violation, self.trace)
         self._table_base: dict[str, int] = {}
         size = 0
         for table in tables:

@@ -15,6 +15,8 @@ import time
 from dataclasses import asdict, dataclass
 
 from percpu import _atomic
+from percpu.smp import IPI_NAMES
+from percpu.trace import TRACE_EVENTS_PER_CPU, read_rings, to_chrome_trace
 from percpu.checks import check_end_state, final_state, recorded_violations
 from percpu.cpu import COUNTERS, HIST_BUCKETS, HISTOGRAMS
 from percpu.results import build_document, machine_info
@@ -48,6 +50,7 @@ class RunParams:
     fork_rate: float = 200.0
     cpumask: str = "eager"
     faults: tuple[str, ...] = ()  # percpu.faults.FAULTS
+    trace: bool = False  # record per-CPU events; the document gets a "trace" (Chrome JSON)
     kill_after_s: float = 0.0  # > 0: the coordinator SIGKILLs one worker then
     ipi_timeout_s: float = 10.0
     stall_timeout_s: float = 20.0
@@ -77,6 +80,7 @@ def run(params: RunParams, progress=None) -> dict:
         hist_buckets=len(HISTOGRAMS) * HIST_BUCKETS,
         line_size=params.line_size,
         packed=params.layout == "packed",
+        trace_events_per_cpu=TRACE_EVENTS_PER_CPU if params.trace else 0,
     )
     old_term = signal.signal(signal.SIGTERM, _raise_terminated)
     pids: dict[int, int] = {}
@@ -94,6 +98,7 @@ def run(params: RunParams, progress=None) -> dict:
             cpumask_clear_on_switch=params.cpumask == "eager",
             faults=frozenset(params.faults),
             seed=params.seed,
+            trace=params.trace,
         )
         pids = _start_workers(setup)
         watch = _Watchdog(state, pids, params.stall_timeout_s)
@@ -309,5 +314,16 @@ def _collect(state, params, workload, pinning, usable, samples, elapsed, aborted
         aborted=aborted,
     )
     doc["final_state"] = final_state(state)
+    if params.trace:
+        written = [c["trace_written"] for c in per_cpu]
+        doc["trace"] = to_chrome_trace(
+            read_rings(state, written),
+            start_ns=int(state.field(state.control, "start_ns")[0]),
+            pinning=pinning,
+            title=f"percpu {params.strategy} / {params.workload}, {params.cpus} CPUs",
+            ipi_names=IPI_NAMES,
+            violation_kinds=KIND_NAMES,
+            lost=[max(0, n - TRACE_EVENTS_PER_CPU) for n in written],
+        )
     return doc
 

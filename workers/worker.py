@@ -16,6 +16,7 @@ import traceback
 from dataclasses import dataclass
 
 from percpu.cpu import CPU, COUNTERS, HISTOGRAMS, Orphaned, RunAborted
+from percpu import trace
 from percpu.faults import inject_faults
 from percpu.sched import SITE_IDLE_PROBE, Task, boot_idle, exit_tasks, has_live_tasks, idle_task_exit, schedule_loop
 from percpu.state import NULL, SharedState
@@ -44,6 +45,7 @@ class WorkerSetup:
     cpumask_clear_on_switch: bool
     faults: frozenset
     seed: int
+    trace: bool
 
 
 def cpu_main(setup: WorkerSetup, cpu_id: int) -> int:
@@ -88,6 +90,8 @@ def _run_cpu(setup: WorkerSetup, cpu: CPU) -> int:
         cpu.heartbeat()
         time.sleep(0.0002)
     cpu.reset_counters()
+    if setup.trace:
+        cpu.trace_events = [trace.task_begin(cpu, cpu.curr)]
 
     schedule_loop(cpu, setup.workload, inject_faults if setup.faults else None)
     cpu.heartbeat()
@@ -121,6 +125,8 @@ def _barrier(cpu: CPU, a_count: int, n: int, exit_late_tasks: bool = False) -> N
 
 def _report(cpu: CPU, idle: Task) -> None:
     state = cpu.state
+    if cpu.trace_events:
+        trace.flush(cpu)
     values = cpu.counter_values()
     for name in COUNTERS:
         cpu.store(state.addr(state.stats, cpu.id, name), values[name])
