@@ -219,14 +219,17 @@ def run_quanta(cpu, workload, count: int) -> None:
     mmdrop_lazy_tlb = strategy.mmdrop_lazy_tlb
     finish_task_switch_hook = strategy.finish_task_switch
     trace_events = cpu.trace_events
+    # counters kept in locals for the batch (attribute updates cost more
+    # than the shared-memory operations they count); added up on the way out
+    switches = lazy_switches = probes = 0
     for _ in range(count):
         if cpu.stopping:
-            return
+            break
         if load(a_pending) != cpu.ipi_seen:  # the interrupt point
             cpu.flush_smp_call_function_queue()
         if curr is idle:
             if cpu.is_lazy:  # cpu.probe(), inlined
-                cpu.probes += 1
+                probes += 1
                 mm = cpu.loaded_mm
                 if load(mm_gen[mm & SLOT_MASK]) != mm >> 32:
                     cpu.use_after_free(mm, SITE_IDLE_PROBE)
@@ -239,15 +242,15 @@ def run_quanta(cpu, workload, count: int) -> None:
         # context_switch(rq, prev, next)
         prev = curr
         curr = cpu.curr = next
-        timed = not cpu.switches % SWITCH_SAMPLE_EVERY
+        switches += 1
+        timed = not switches % SWITCH_SAMPLE_EVERY
         if timed:
             start = perf_counter_ns()
         if trace_events is not None:
             trace_events.append((perf_counter_ns(), trace.TASK_END, 0, 0))
-        cpu.switches += 1
         if not next.mm:  # to a kernel thread: lazy (NULL mm)
             if prev.mm:
-                cpu.lazy_switches += 1
+                lazy_switches += 1
             if tracks_active_mm:
                 mm = prev.active_mm
                 enter_lazy_tlb(cpu, mm)
@@ -273,3 +276,6 @@ def run_quanta(cpu, workload, count: int) -> None:
             trace_events.append(trace.task_begin(cpu, next))
         if timed:
             record(cpu.switch_hist, perf_counter_ns() - start)
+    cpu.switches += switches
+    cpu.lazy_switches += lazy_switches
+    cpu.probes += probes

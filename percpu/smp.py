@@ -29,10 +29,14 @@ def ipi_function(func):
 
 def _send(cpu, target: int, func, arg: int) -> int:
     a_seq, a_func, a_arg, a_ack = cpu.ipi_out[target]
-    previous = cpu.ipi_out_seq[target]
-    if cpu.load(a_ack) < previous:
+    while True:
+        previous = cpu.ipi_out_seq[target]
+        if cpu.load(a_ack) >= previous:
+            break
         # csd_lock_wait: a call to this target is still in flight (this send
-        # comes from a handler run while waiting for it); never overwrite it
+        # comes from a handler run while waiting for it); never overwrite it.
+        # Waiting services IPIs, whose handlers may send to this target too:
+        # look again before taking the slot.
         _wait(cpu, target, previous, func)
     seq = previous + 1
     cpu.ipi_out_seq[target] = seq

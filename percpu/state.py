@@ -239,7 +239,7 @@ def segment_owner(name: str) -> int | None:
     return int(parts[0]) if len(parts) == 2 and parts[0].isdigit() else None
 
 
-def _alive(pid: int) -> bool:
+def owner_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -257,7 +257,7 @@ def remove_stale_segments() -> tuple[list[str], list[str]]:
     removed, kept = [], []
     for name in live_segments():
         owner = segment_owner(name)
-        if owner is not None and _alive(owner):
+        if owner is not None and owner_alive(owner):
             kept.append(name)
             continue
         try:

@@ -72,7 +72,8 @@ class LazyRoundtrip(Workload):
         return cpu.idle  # sleeps
 
     def wakeup(self, cpu):
-        return next_in_turn(cpu)  # after one idle quantum
+        rq = cpu.rq  # after one idle quantum
+        return rq[0] if len(rq) == 1 else next_in_turn(cpu)
 
 
 class ContextSwitchThreads(Workload):

@@ -33,6 +33,15 @@ def test_hotplug_migrates_pinned_tasks_and_stays_safe(strategy):
     assert_safe_run(doc)
 
 
+@pytest.mark.parametrize("seed", range(3))
+def test_nested_forwarding_of_migrated_threads_loses_none(seed):
+    """Four CPUs, up to three offline: a thread forked onto an offline CPU is
+    passed on from inside its IPI handler, sometimes to a CPU the handler's
+    CPU is already calling (this once lost threads: the IPI slot was reused
+    with a stale sequence number)."""
+    assert_safe_run(_run("refcount", "fork-exit", cpus=4, duration=0.7, seed=seed, faults=FAULTS))
+
+
 def test_unsafe_still_caught_under_all_faults():
     doc = _run("unsafe", "lazy-roundtrip", cpus=2, duration=0.5, faults=FAULTS)
     assert doc["verdict"] == "FAILURE"
