@@ -1,48 +1,93 @@
-"""ns per lazy round trip (user -> idle -> user), side by side in one run:
+"""ns per lazy round trip (user -> idle -> user), three ways side by side:
 
-  emulator  `percpu run --workload lazy-roundtrip` (forked, pinned workers)
-  minimal   a Python loop doing only the shared-memory operations the
-            emulator does in that round trip, with the same atomics on the
-            same fields of the same segment layout, forked and pinned alike
+  emulator  a real `percpu run --workload lazy-roundtrip` (forked, pinned workers)
+  minimal   a Python loop doing only the shared-memory operations of that round
+            trip (MINIMAL_OPS), with the project's atomics, on the same segment
+            layout, in processes forked and pinned alike
+  native    the same operations in C (native/roundtrip.c, compiled here with
+            the system compiler), forked and pinned alike, on a mapping laid
+            out the same way
 
-for refcount and tlbstate at each CPU count, repeated and interleaved (the
-machine is shared and noisy), reporting medians. Overhead = emulator /
-minimal; contention = refcount's slowdown from 1 CPU to N.
+for each strategy, CPU count and layout, repeated and interleaved (the machine
+may be shared and noisy), reporting medians. From them:
 
-    python bench/roundtrip.py --cpus 1,2 --repeat 5 --duration 1 --out bench/results/roundtrip.json
+  overhead     emulator / minimal: the price of the emulator's Python logic
+  visibility   refcount's slowdown from 1 CPU to N divided by tlbstate's: how
+               much of the real contention a user of each gets to see
+  packed cost  packed / padded: what false sharing costs
+
+`percpu bench` (cli/bench.py) is the command line.
 """
 from __future__ import annotations
 
-import argparse
-import json
+import contextlib
+import functools
+import importlib.resources
+import math
 import mmap
 import os
-import platform
+import shutil
 import statistics
+import subprocess
+import tempfile
 import time
+from typing import Callable, NamedTuple
 
 import numpy as np
 
 from percpu import _atomic
-from percpu.cpu import COUNTERS, HIST_BUCKETS
+from percpu.cpu import COUNTERS, HIST_BUCKETS, HISTOGRAMS
+from percpu.results import machine_info
 from percpu.state import SharedState
+from percpu.strategies import SAFE_STRATEGIES
 from percpu.workers.pool import RunParams, run
+from percpu.workloads import LazyRoundtrip
 
-STRATEGIES = ("refcount", "tlbstate")
+SCHEMA = "percpu.bench/1"
+STRATEGIES = SAFE_STRATEGIES
+KINDS = ("emulator", "minimal", "native")
+LAYOUTS = ("padded", "packed")
+PROCESS_MM_SLOT = 1  # the lazy-roundtrip workload's process (slot 0 is init_mm)
+PROCESS_MM = (1 << 32) | PROCESS_MM_SLOT  # what the hooks store: gen 1, slot 1
+
+# The issue's bars.
+OVERHEAD_BAR = 2.0  # emulator / minimal, tlbstate at 1 CPU: at most
+VISIBILITY_BAR = 0.8  # emulator's visibility at 2 CPUs / minimal's: at least
+SIGNIFICANCE = 0.05  # a packed slowdown is "measurable" below this p-value
 
 # The shared-memory operations of one emulated lazy round trip, in order
-# (tests/test_bench_fidelity.py checks the emulator does exactly these):
-#   user quantum: interrupt point                 load  ipi_pending
-#   switch user -> idle: enter_lazy_tlb           store is_lazy
-#     refcount's mmgrab_lazy_tlb                  load  gen, fetch_add mm_count
-#   idle quantum: interrupt point, page-walk probe load ipi_pending, load gen
-#   switch idle -> user: switch_mm_irqs_off       store is_lazy, load gen, load tlb_gen
-#     refcount's mmdrop_lazy_tlb                  load  gen, add_return mm_count
+# (tests/test_bench_fidelity.py checks that the emulator does exactly these,
+# and that the minimal loops and the native reference do what they say):
+#   user quantum: interrupt point                  load ipi_pending
+#   switch user -> idle: enter_lazy_tlb            store is_lazy
+#     mmgrab_lazy_tlb        refcount: load gen, fetch_add mm_count
+#                            hazard: store hazard, smp_mb; lazy-mm: store lazy_mm
+#     finish_task_switch     lazy-mm: load mm_to_mmdrop
+#   idle quantum: interrupt point, page-walk probe  load ipi_pending, load gen
+#   switch idle -> user: switch_mm_irqs_off        store is_lazy, load gen, load tlb_gen
+#     mmdrop_lazy_tlb        refcount: load gen, add_return mm_count
+#                            shootdown: smp_mb; hazard: store hazard; lazy-mm: store lazy_mm
+#     finish_task_switch     lazy-mm: load mm_to_mmdrop
 MINIMAL_OPS = {
     "refcount": [
         ("load", "ipi_pending"), ("store", "is_lazy"), ("load", "gen"), ("fetch_add", "mm_count"),
         ("load", "ipi_pending"), ("load", "gen"),
         ("store", "is_lazy"), ("load", "gen"), ("load", "tlb_gen"), ("load", "gen"), ("add_return", "mm_count"),
+    ],
+    "shootdown": [
+        ("load", "ipi_pending"), ("store", "is_lazy"),
+        ("load", "ipi_pending"), ("load", "gen"),
+        ("store", "is_lazy"), ("load", "gen"), ("load", "tlb_gen"), ("smp_mb", ""),
+    ],
+    "hazard": [
+        ("load", "ipi_pending"), ("store", "is_lazy"), ("store", "hazard"), ("smp_mb", ""),
+        ("load", "ipi_pending"), ("load", "gen"),
+        ("store", "is_lazy"), ("load", "gen"), ("load", "tlb_gen"), ("store", "hazard"),
+    ],
+    "lazy-mm": [
+        ("load", "ipi_pending"), ("store", "is_lazy"), ("store", "lazy_mm"), ("load", "mm_to_mmdrop"),
+        ("load", "ipi_pending"), ("load", "gen"),
+        ("store", "is_lazy"), ("load", "gen"), ("load", "tlb_gen"), ("store", "lazy_mm"), ("load", "mm_to_mmdrop"),
     ],
     "tlbstate": [
         ("load", "ipi_pending"), ("store", "is_lazy"),
@@ -52,7 +97,39 @@ MINIMAL_OPS = {
 }
 
 
-def minimal_refcount(n, load, store, fetch_add, add_return, pending, is_lazy, gen, tlb_gen, mm_count):
+class Ops(NamedTuple):
+    """The atomics a round trip uses (the fidelity test substitutes recorders)."""
+
+    load: Callable
+    store: Callable
+    fetch_add: Callable
+    add_return: Callable
+    smp_mb: Callable
+
+
+ATOMICS = Ops(_atomic.load_acquire, _atomic.store_release, _atomic.fetch_add, _atomic.add_return, _atomic.smp_mb)
+CPU_FIELDS = ("ipi_pending", "is_lazy", "hazard", "lazy_mm", "mm_to_mmdrop")  # this CPU's record
+MM_FIELDS = ("gen", "tlb_gen", "mm_count")  # the process's mm_struct
+
+
+class Fields(NamedTuple):
+    """Addresses of the fields one CPU's round trip touches."""
+
+    ipi_pending: int
+    is_lazy: int
+    hazard: int
+    lazy_mm: int
+    mm_to_mmdrop: int
+    gen: int
+    tlb_gen: int
+    mm_count: int
+
+
+# The minimal loops: n round trips each, MINIMAL_OPS in order, nothing else
+# (the functions and addresses are locals, as fast as CPython gets).
+def minimal_refcount(n: int, ops: Ops, f: Fields) -> None:
+    load, store, fetch_add, add_return, _ = ops
+    pending, is_lazy, gen, tlb_gen, mm_count = f.ipi_pending, f.is_lazy, f.gen, f.tlb_gen, f.mm_count
     for _ in range(n):
         load(pending)
         store(is_lazy, 1)
@@ -67,7 +144,57 @@ def minimal_refcount(n, load, store, fetch_add, add_return, pending, is_lazy, ge
         add_return(mm_count, -1)
 
 
-def minimal_tlbstate(n, load, store, fetch_add, add_return, pending, is_lazy, gen, tlb_gen, mm_count):
+def minimal_shootdown(n: int, ops: Ops, f: Fields) -> None:
+    load, store, _, _, smp_mb = ops
+    pending, is_lazy, gen, tlb_gen = f.ipi_pending, f.is_lazy, f.gen, f.tlb_gen
+    for _ in range(n):
+        load(pending)
+        store(is_lazy, 1)
+        load(pending)
+        load(gen)
+        store(is_lazy, 0)
+        load(gen)
+        load(tlb_gen)
+        smp_mb()
+
+
+def minimal_hazard(n: int, ops: Ops, f: Fields) -> None:
+    load, store, _, _, smp_mb = ops
+    pending, is_lazy, hazard, gen, tlb_gen, mm = f.ipi_pending, f.is_lazy, f.hazard, f.gen, f.tlb_gen, PROCESS_MM
+    for _ in range(n):
+        load(pending)
+        store(is_lazy, 1)
+        store(hazard, mm)
+        smp_mb()
+        load(pending)
+        load(gen)
+        store(is_lazy, 0)
+        load(gen)
+        load(tlb_gen)
+        store(hazard, 0)
+
+
+def minimal_lazy_mm(n: int, ops: Ops, f: Fields) -> None:
+    load, store, _, _, _ = ops
+    pending, is_lazy, lazy_mm, to_drop, gen, tlb_gen, mm = (
+        f.ipi_pending, f.is_lazy, f.lazy_mm, f.mm_to_mmdrop, f.gen, f.tlb_gen, PROCESS_MM)
+    for _ in range(n):
+        load(pending)
+        store(is_lazy, 1)
+        store(lazy_mm, mm)
+        load(to_drop)
+        load(pending)
+        load(gen)
+        store(is_lazy, 0)
+        load(gen)
+        load(tlb_gen)
+        store(lazy_mm, 0)
+        load(to_drop)
+
+
+def minimal_tlbstate(n: int, ops: Ops, f: Fields) -> None:
+    load, store, _, _, _ = ops
+    pending, is_lazy, gen, tlb_gen = f.ipi_pending, f.is_lazy, f.gen, f.tlb_gen
     for _ in range(n):
         load(pending)
         store(is_lazy, 1)
@@ -78,137 +205,302 @@ def minimal_tlbstate(n, load, store, fetch_add, add_return, pending, is_lazy, ge
         load(tlb_gen)
 
 
-MINIMAL_LOOPS = {"refcount": minimal_refcount, "tlbstate": minimal_tlbstate}
+MINIMAL_LOOPS = {
+    "refcount": minimal_refcount,
+    "shootdown": minimal_shootdown,
+    "hazard": minimal_hazard,
+    "lazy-mm": minimal_lazy_mm,
+    "tlbstate": minimal_tlbstate,
+}
 
 
-def minimal_run(strategy: str, cpus: int, duration: float) -> float:
-    """ns per round trip of the minimal loop, cpus forked pinned processes
-    on one mm (the same segment layout as the emulator)."""
-    state = SharedState(ncpus=cpus, nmm=3, ntasks=2 * cpus, npipes=0, counters=COUNTERS, hist_buckets=3 * HIST_BUCKETS)
-    state.field(state.mm, "gen")[1] = 1
-    state.field(state.mm, "mm_count")[1] = 1
-    a_go = state.addr(state.control, 0, "phase")
-    a_ready = state.addr(state.control, 0, "ready")
-    cores = sorted(os.sched_getaffinity(0))
+class BenchError(RuntimeError):
+    """A measurement failed; the message is one line."""
+
+
+class NativeUnavailable(BenchError):
+    """The native reference cannot be built here (no compiler, or it fails)."""
+
+
+# --- the segment, laid out as the emulator lays it out ------------------------
+def emulator_segment(cpus: int, layout: str, line_size: int) -> SharedState:
+    """A segment with the emulator's tables for lazy-roundtrip on `cpus`
+    CPUs (as workers/pool.py's run() sizes them), its process's mm live."""
+    workload = LazyRoundtrip(cpus, 1)
+    state = SharedState(ncpus=cpus, nmm=workload.nmm(), ntasks=workload.ntasks(), npipes=workload.npipes(),
+                        counters=COUNTERS, hist_buckets=len(HISTOGRAMS) * HIST_BUCKETS,
+                        line_size=line_size, packed=layout == "packed")
+    state.field(state.mm, "gen")[PROCESS_MM_SLOT] = 1
+    state.field(state.mm, "mm_count")[PROCESS_MM_SLOT] = 1
+    return state
+
+
+def round_trip_fields(state: SharedState, cpu: int) -> Fields:
+    return Fields(*(state.addr(state.cpu, cpu, name) for name in CPU_FIELDS),
+                  *(state.addr(state.mm, PROCESS_MM_SLOT, name) for name in MM_FIELDS))
+
+
+def pinning(cpus: int) -> list[int]:
+    """The core each CPU pins to, as the emulator pins its workers."""
+    usable = sorted(os.sched_getaffinity(0))
+    return [usable[i % len(usable)] for i in range(cpus)]
+
+
+def ns_per_round_trip(counts: list[tuple[int, int]]) -> float:
+    """Per CPU (round trips, elapsed ns) -> ns per round trip of one CPU, as
+    the emulator's figure: CPUs / total rate."""
+    if not counts or any(done <= 0 or elapsed <= 0 for done, elapsed in counts):
+        raise BenchError("a measuring process reported nothing")
+    return len(counts) / sum(done / elapsed for done, elapsed in counts)
+
+
+# --- the three measurements -----------------------------------------------------
+def emulator_run(strategy: str, cpus: int, duration: float, layout: str = "padded", line_size: int = 128) -> float:
+    doc = run(RunParams(strategy=strategy, workload="lazy-roundtrip", cpus=cpus, duration=duration,
+                        layout=layout, line_size=line_size))
+    if doc["verdict"] != "SUCCESS":
+        raise BenchError(f"emulator run of {strategy} on {cpus} CPUs failed: {'; '.join(doc['failure_reasons'])}")
+    return cpus * 1e9 / doc["rate"]["total_ops_per_s"]
+
+
+def minimal_run(strategy: str, cpus: int, duration: float, layout: str = "padded", line_size: int = 128) -> float:
+    """The minimal loop in `cpus` forked processes pinned like the workers."""
+    state = emulator_segment(cpus, layout, line_size)
+    a_go, a_ready = state.addr(state.control, 0, "phase"), state.addr(state.control, 0, "ready")
     loop = MINIMAL_LOOPS[strategy]
     results_map = mmap.mmap(-1, 16 * cpus)  # per CPU: round trips, elapsed ns
     results = np.frombuffer(results_map, dtype=np.int64)
     pids = []
-    for cpu in range(cpus):
+    for cpu, core in enumerate(pinning(cpus)):
         pid = os.fork()
         if pid == 0:
             code = 1
             try:
-                os.sched_setaffinity(0, {cores[cpu % len(cores)]})
-                args = (
-                    _atomic.load_acquire, _atomic.store_release, _atomic.fetch_add, _atomic.add_return,
-                    state.addr(state.cpu, cpu, "ipi_pending"), state.addr(state.cpu, cpu, "is_lazy"),
-                    state.addr(state.mm, 1, "gen"), state.addr(state.mm, 1, "tlb_gen"),
-                    state.addr(state.mm, 1, "mm_count"),
-                )
+                os.sched_setaffinity(0, {core})
+                fields = round_trip_fields(state, cpu)
                 _atomic.fetch_add(a_ready, 1)
                 while not _atomic.load_acquire(a_go):
                     pass
-                batch, done, start = 2000, 0, time.perf_counter()
-                while time.perf_counter() - start < duration:
-                    loop(batch, *args)
+                batch, done, start = 2000, 0, time.perf_counter_ns()
+                limit = start + int(duration * 1e9)
+                while (now := time.perf_counter_ns()) < limit or not done:
+                    loop(batch, ATOMICS, fields)
                     done += batch
-                elapsed = time.perf_counter() - start
-                results[2 * cpu], results[2 * cpu + 1] = done, int(elapsed * 1e9)
+                results[2 * cpu], results[2 * cpu + 1] = done, now - start
                 code = 0
             finally:
                 os._exit(code)
         pids.append(pid)
-    while _atomic.load_acquire(a_ready) < cpus:
-        time.sleep(0.001)
-    _atomic.store_release(a_go, 1)
-    for pid in pids:
-        os.waitpid(pid, 0)
+    try:
+        while _atomic.load_acquire(a_ready) < cpus:
+            time.sleep(0.001)
+        _atomic.store_release(a_go, 1)
+    finally:
+        failed = [pid for pid in pids if os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) != 0]
+    counts = [(int(results[2 * c]), int(results[2 * c + 1])) for c in range(cpus)]
+    del results
+    results_map.close()
     state.close()
-    return statistics.mean(float(results[2 * c + 1]) / results[2 * c] for c in range(cpus))
+    if failed:
+        raise BenchError(f"a minimal-loop process of {strategy} on {cpus} CPUs failed")
+    return ns_per_round_trip(counts)
 
 
-def emulator_run(strategy: str, cpus: int, duration: float) -> float:
-    doc = run(RunParams(strategy=strategy, workload="lazy-roundtrip", cpus=cpus, duration=duration))
-    if doc["verdict"] != "SUCCESS":
-        raise SystemExit(f"emulator run failed: {doc['failure_reasons']}")
-    return cpus * 1e9 / doc["rate"]["total_ops_per_s"]
+def native_source():
+    return importlib.resources.files("percpu.bench").joinpath("native", "roundtrip.c")
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--cpus", default="1,2", help="comma-separated CPU counts (default 1,2)")
-    parser.add_argument("--repeat", type=int, default=5)
-    parser.add_argument("--duration", type=float, default=1.0, help="seconds per measurement")
-    parser.add_argument("--out", help="write the results as JSON here")
-    args = parser.parse_args()
-    cpu_counts = [int(x) for x in args.cpus.split(",")]
+def compiler() -> str:
+    cc = os.environ.get("CC", "cc")
+    path = shutil.which(cc)
+    if path is None:
+        raise NativeUnavailable(f"the native reference needs a C compiler: {cc!r} not found (install gcc, or set CC)")
+    return path
 
-    samples: dict[tuple[str, str, int], list[float]] = {}
-    for rep in range(args.repeat):
-        for cpus in cpu_counts:
-            for strategy in STRATEGIES:
-                for kind, measure in (("emulator", emulator_run), ("minimal", minimal_run)):
-                    ns = measure(strategy, cpus, args.duration)
-                    samples.setdefault((kind, strategy, cpus), []).append(ns)
-        print(f"repeat {rep + 1}/{args.repeat} done", flush=True)
 
+def compiler_version() -> str:
+    try:
+        out = subprocess.run([compiler(), "--version"], capture_output=True, text=True, timeout=30).stdout
+    except (BenchError, OSError, subprocess.SubprocessError):
+        return ""
+    return out.splitlines()[0] if out else ""
+
+
+def compile_native(directory: str, trace: bool = False) -> str:
+    """Build the native reference into `directory` with `cc -O2`; returns the
+    executable. trace: the build that prints each operation of one round trip."""
+    exe = os.path.join(directory, "roundtrip-trace" if trace else "roundtrip")
+    with importlib.resources.as_file(native_source()) as source:
+        cmd = [compiler(), "-O2", *(["-DTRACE"] if trace else []), "-o", exe, str(source)]
+        done = subprocess.run(cmd, capture_output=True, text=True)
+    if done.returncode != 0:
+        first = (done.stderr.strip().splitlines() or ["(no message)"])[0]
+        raise NativeUnavailable(f"cannot compile the native reference ({' '.join(cmd)}): {first}")
+    return exe
+
+
+@contextlib.contextmanager
+def native_reference():
+    """The compiled native reference, in a temporary directory for the run."""
+    with tempfile.TemporaryDirectory(prefix="percpu-bench-") as directory:
+        yield compile_native(directory)
+
+
+def native_arguments(strategy: str, state: SharedState, cores: list[int]) -> list[str]:
+    """The native program's command line: the same fields at the same offsets
+    as in `state` (its mapping is page-aligned, as the segment is)."""
+    offset = lambda addr: str(addr - state.base)
+    mm = round_trip_fields(state, 0)
+    per_cpu = [":".join([str(core), *(offset(getattr(round_trip_fields(state, cpu), name)) for name in CPU_FIELDS)])
+               for cpu, core in enumerate(cores)]
+    return [strategy, *(offset(getattr(mm, name)) for name in MM_FIELDS), *per_cpu]
+
+
+def native_run(exe: str, strategy: str, cpus: int, duration: float, layout: str = "padded",
+               line_size: int = 128) -> float:
+    state = emulator_segment(cpus, layout, line_size)
+    name, *offsets = native_arguments(strategy, state, pinning(cpus))
+    size = state.size
+    state.close()
+    cmd = [exe, name, repr(duration), str(size), *offsets]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=60 + 10 * duration)
+    if done.returncode != 0:
+        raise BenchError(f"native reference failed: {done.stderr.strip() or done.returncode}")
+    counts = []
+    for line in done.stdout.splitlines():
+        _, trips, elapsed = line.split()
+        counts.append((int(trips), int(elapsed)))
+    if len(counts) != cpus:
+        raise BenchError(f"native reference reported {len(counts)} CPUs, not {cpus}")
+    return ns_per_round_trip(counts)
+
+
+# --- the benchmark ---------------------------------------------------------------
+def measure(strategies, cpu_counts, layouts, duration: float, repeat: int, line_size: int = 128,
+            progress: Callable[[int, int, str], None] | None = None) -> dict:
+    """Every (layout, CPUs, strategy) three ways, `repeat` times, interleaved
+    (a noisy stretch then hits every column alike); returns the document."""
+    strategies = [s for s in STRATEGIES if s in strategies]
+    samples: dict[tuple[str, int, str, str], list[float]] = {}
+    total = repeat * len(layouts) * len(cpu_counts) * len(strategies) * len(KINDS)
+    step = 0
+    started, load_before = time.time(), os.getloadavg()
+    with native_reference() as exe:
+        runners = {
+            "emulator": emulator_run,
+            "minimal": minimal_run,
+            "native": lambda *args: native_run(exe, *args),
+        }
+        for rep in range(repeat):
+            for layout in layouts:
+                for cpus in cpu_counts:
+                    for strategy in strategies:
+                        for kind in KINDS:
+                            if progress:
+                                progress(step, total, f"repeat {rep + 1}/{repeat}: {kind} {strategy} {layout} {cpus} CPUs")
+                            ns = runners[kind](strategy, cpus, duration, layout, line_size)
+                            samples.setdefault((layout, cpus, strategy, kind), []).append(ns)
+                            step += 1
+    if progress:
+        progress(total, total, "done")
+    usable = sorted(os.sched_getaffinity(0))
+    return {
+        "schema": SCHEMA,
+        "when": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started)),
+        "wall_s": round(time.time() - started, 1),
+        "machine": {**machine_info(pinning(max(cpu_counts)), usable), "compiler": compiler_version(),
+                    # 1, 5, 15 min: others' load on the machine makes the figures noisy
+                    "load_average_before": [round(x, 2) for x in load_before],
+                    "load_average_after": [round(x, 2) for x in os.getloadavg()]},
+        "parameters": {"strategies": strategies, "cpus": list(cpu_counts), "layouts": list(layouts),
+                       "duration_s": duration, "repeat": repeat, "line_size": line_size},
+        **summarize(samples, strategies, cpu_counts, layouts),
+        "samples": [{"layout": l, "cpus": c, "strategy": s, "kind": k, "ns": [round(x, 2) for x in v]}
+                    for (l, c, s, k), v in samples.items()],
+    }
+
+
+def summarize(samples: dict, strategies, cpu_counts, layouts) -> dict:
+    """Medians, overhead, contention visibility, packed cost and the bars."""
     med = {key: statistics.median(v) for key, v in samples.items()}
     rows = []
-    for cpus in cpu_counts:
-        for strategy in STRATEGIES:
-            e, m = med[("emulator", strategy, cpus)], med[("minimal", strategy, cpus)]
-            rows.append({"cpus": cpus, "strategy": strategy, "emulator_ns": round(e, 1), "minimal_ns": round(m, 1),
-                         "overhead": round(e / m, 2),
-                         "emulator_spread_ns": round(max(samples[("emulator", strategy, cpus)]) - min(samples[("emulator", strategy, cpus)]), 1),
-                         "minimal_spread_ns": round(max(samples[("minimal", strategy, cpus)]) - min(samples[("minimal", strategy, cpus)]), 1)})
-    print(f"\nns per lazy round trip, median of {args.repeat} (machine: {platform.node()}, {os.cpu_count()} cores)")
-    print(f"{'cpus':>4} {'strategy':>9} {'emulator':>9} {'minimal':>9} {'overhead':>9}")
-    for r in rows:
-        print(f"{r['cpus']:>4} {r['strategy']:>9} {r['emulator_ns']:>9.0f} {r['minimal_ns']:>9.0f} {r['overhead']:>8.2f}x")
-    contention = {}
-    lo = min(cpu_counts)
-    for cpus in cpu_counts:
-        if cpus == lo:
-            continue
-        entry = {}
-        for kind in ("emulator", "minimal"):
-            slow = {s: med[(kind, s, cpus)] / med[(kind, s, lo)] for s in STRATEGIES}
-            entry[kind] = {"refcount_slowdown": round(slow["refcount"], 2), "tlbstate_slowdown": round(slow["tlbstate"], 2),
-                           "visibility": round(slow["refcount"] / slow["tlbstate"], 2),
-                           "refcount_over_tlbstate": round(med[(kind, "refcount", cpus)] / med[(kind, "tlbstate", cpus)], 2)}
-        contention[cpus] = entry
-        print(f"\n{lo} -> {cpus} CPUs: refcount slowdown emulator {entry['emulator']['refcount_slowdown']}x, "
-              f"minimal {entry['minimal']['refcount_slowdown']}x; tlbstate emulator {entry['emulator']['tlbstate_slowdown']}x, "
-              f"minimal {entry['minimal']['tlbstate_slowdown']}x; contention visibility (refcount slowdown / "
-              f"tlbstate slowdown) emulator {entry['emulator']['visibility']}, minimal {entry['minimal']['visibility']}")
-    if args.out:
-        result = {
-            "benchmark": "roundtrip",
-            "when": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-            "machine": {"hostname": platform.node(), "cores": os.cpu_count(), "usable_cores": len(os.sched_getaffinity(0)),
-                        "processor": _cpu_model(), "kernel": platform.release(), "python": platform.python_version()},
-            "parameters": vars(args),
-            "rows": rows,
-            "contention": contention,
-            "samples": {f"{k}/{s}/{c}": v for (k, s, c), v in samples.items()},
-        }
-        os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-        with open(args.out, "w") as f:
-            json.dump(result, f, indent=2)
-        print(f"\nwrote {args.out}")
+    for layout in layouts:
+        for cpus in cpu_counts:
+            for s in strategies:
+                row = {"layout": layout, "cpus": cpus, "strategy": s}
+                for kind in KINDS:
+                    v = samples[(layout, cpus, s, kind)]
+                    row[f"{kind}_ns"] = round(med[(layout, cpus, s, kind)], 2)
+                    row[f"{kind}_spread_pct"] = round(100 * (max(v) - min(v)) / statistics.median(v), 1)
+                row["overhead"] = round(row["emulator_ns"] / row["minimal_ns"], 2)
+                rows.append(row)
+
+    base = min(cpu_counts)
+    visibility = []
+    if {"refcount", "tlbstate"} <= set(strategies):
+        for layout in layouts:
+            for cpus in cpu_counts:
+                if cpus == base:
+                    continue
+                entry = {"layout": layout, "from_cpus": base, "cpus": cpus}
+                for kind in KINDS:
+                    slow = {s: med[(layout, cpus, s, kind)] / med[(layout, base, s, kind)] for s in ("refcount", "tlbstate")}
+                    entry[kind] = {"refcount_slowdown": round(slow["refcount"], 3),
+                                   "tlbstate_slowdown": round(slow["tlbstate"], 3),
+                                   "visibility": round(slow["refcount"] / slow["tlbstate"], 3)}
+                visibility.append(entry)
+
+    packed_cost = []
+    if set(LAYOUTS) <= set(layouts):
+        for cpus in cpu_counts:
+            for s in strategies:
+                entry = {"cpus": cpus, "strategy": s}
+                for kind in KINDS:
+                    padded, packed = samples[("padded", cpus, s, kind)], samples[("packed", cpus, s, kind)]
+                    p = slower_p_value(packed, padded)
+                    entry[kind] = {"packed_over_padded": round(statistics.median(packed) / statistics.median(padded), 3),
+                                   "p_value": round(p, 4), "measurable": p < SIGNIFICANCE}
+                packed_cost.append(entry)
+    return {"rows": rows, "visibility": visibility, "packed_cost": packed_cost,
+            "bars": bars(rows, visibility, packed_cost, layouts)}
 
 
-def _cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor()
+def slower_p_value(a: list[float], b: list[float]) -> float:
+    """One-sided exact Mann-Whitney test that the `a` samples are slower
+    (larger) than the `b` samples: the chance, were both drawn alike, of a U
+    at least this large. Needs no distribution of the noise, which on a
+    shared machine comes in bursts; 4 repeats each can reach p = 0.014."""
+    u = sum((x > y) + 0.5 * (x == y) for x in a for y in b)
+    m, n = len(a), len(b)
+
+    @functools.cache
+    def ways(m: int, n: int, u: float) -> int:  # orderings of m a's and n b's with this U
+        if u < 0:
+            return 0
+        if m == 0 or n == 0:
+            return int(u == 0)
+        return ways(m - 1, n, u - n) + ways(m, n - 1, u)
+
+    return sum(ways(m, n, k) for k in range(math.ceil(u), m * n + 1)) / math.comb(m + n, m)
 
 
-if __name__ == "__main__":
-    main()
+def bars(rows, visibility, packed_cost, layouts) -> dict:
+    """The issue's acceptance bars, each with its numbers and met: True,
+    False, or None when this run did not measure what it needs."""
+    layout = "padded" if "padded" in layouts else layouts[0]
+    one = next((r for r in rows if r["layout"] == layout and r["cpus"] == 1 and r["strategy"] == "tlbstate"), None)
+    overhead = {"bar": f"emulator's tlbstate round trip at 1 CPU within {OVERHEAD_BAR:g}x of the minimal loop",
+                "layout": layout, "overhead": one and one["overhead"],
+                "met": None if one is None else one["overhead"] <= OVERHEAD_BAR}
+    two = next((v for v in visibility if v["layout"] == layout and v["from_cpus"] == 1 and v["cpus"] == 2), None)
+    ratio = two and two["emulator"]["visibility"] / two["minimal"]["visibility"]
+    seen = {"bar": f"emulator's contention visibility at 2 CPUs at least {VISIBILITY_BAR:.0%} of the minimal loop's",
+            "layout": layout, "emulator": two and two["emulator"]["visibility"],
+            "minimal": two and two["minimal"]["visibility"], "native": two and two["native"]["visibility"],
+            "ratio": ratio and round(ratio, 3), "met": None if two is None else ratio >= VISIBILITY_BAR}
+    tlb = [p for p in packed_cost if p["strategy"] == "tlbstate" and p["cpus"] >= 2]
+    packed = {"bar": "packed layout: a measurable slowdown of tlbstate at 2+ CPUs against padded "
+                     f"(measurable: one-sided Mann-Whitney p < {SIGNIFICANCE:g} over the repeats)",
+              "by_cpus": {p["cpus"]: {k: p[k] for k in KINDS} for p in tlb},
+              "met": all(p["emulator"]["measurable"] for p in tlb) if tlb else None}
+    return {"overhead_1cpu": overhead, "visibility_2cpus": seen, "packed_tlbstate": packed}

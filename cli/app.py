@@ -7,7 +7,6 @@ document on stdout), then a verdict line; exit 0 on SUCCESS, 1 on FAILURE,
 from __future__ import annotations
 
 import json
-import math
 import sys
 from enum import Enum
 
@@ -19,6 +18,14 @@ from percpu.workloads import WORKLOADS
 from percpu.workers.pool import MAX_CPUS, RunParams, run
 from percpu.state import SharedMemoryUnavailable
 from percpu.cli.render import render_run, verdict_line
+from percpu.cli.options import fault_list, writable_file
+from percpu.cli.options import line_size as _line_size, positive_finite as _positive_finite
+from percpu.cli.bench import bench_command
+from percpu.cli.sweep import sweep_command
+from percpu.cli.compare import compare_command
+from percpu.cli.torture import torture_command
+from percpu.cli.clean import clean_command
+from percpu.cli.profile import profile_command
 
 Strategy = Enum("Strategy", {name: name for name in STRATEGIES}, type=str)
 Workload = Enum("Workload", {name: name for name in WORKLOADS}, type=str)
@@ -42,18 +49,6 @@ app = typer.Typer(
 )
 
 
-def _positive_finite(value: float) -> float:
-    if not math.isfinite(value) or value <= 0:
-        raise typer.BadParameter(f"must be a positive finite number, not {value}")
-    return value
-
-
-def _line_size(value: int) -> int:
-    if value < 64 or value & (value - 1):
-        raise typer.BadParameter(f"must be a power of two of at least 64 bytes, not {value}")
-    return value
-
-
 @app.command("run")
 def run_command(
     strategy: Strategy = typer.Option("refcount", help="How lazily used mms are kept alive."),
@@ -70,7 +65,14 @@ def run_command(
     ),
     line_size: int = typer.Option(128, callback=_line_size, help="Bytes per padded cache line."),
     layout: Layout = typer.Option("padded", help="padded: records on their own lines; packed: false sharing."),
+    faults: str = typer.Option(
+        "none", callback=fault_list, help="Faults to inject: all, none, or a list of ipi-delay,stall,hotplug."
+    ),
     json_output: bool = typer.Option(False, "--json", help="Print the result document as JSON on stdout."),
+    out: str = typer.Option(None, callback=writable_file, help="Also write the result document to this file."),
+    trace: str = typer.Option(
+        None, callback=writable_file, help="Write a Chrome/Perfetto trace (one track per CPU) to this JSON file."
+    ),
 ):
     """Run one emulation and print its result and verdict."""
     params = RunParams(
@@ -84,16 +86,24 @@ def run_command(
         fork_rate=fork_rate,
         line_size=line_size,
         layout=layout.value,
+        faults=faults,
+        trace=trace is not None,
     )
     err = Console(stderr=True)
     try:
         doc = run(params)
     except SharedMemoryUnavailable as exc:
-        err.print(f"percpu: error: {exc}", markup=False, highlight=False)
+        err.print(f"percpu: error: {exc}", markup=False, highlight=False, soft_wrap=True)
         raise typer.Exit(2)
     except KeyboardInterrupt:
         err.print("percpu: interrupted; workers stopped, shared memory removed", markup=False, highlight=False)
         raise typer.Exit(130)
+    if trace:
+        with open(trace, "w") as f:
+            json.dump(doc.pop("trace"), f)
+    if out:
+        with open(out, "w") as f:
+            json.dump(doc, f, indent=2)
     if json_output:
         sys.stdout.write(json.dumps(doc, indent=2) + "\n")
         err.print(verdict_line(doc), markup=False, highlight=False, soft_wrap=True)
@@ -107,6 +117,14 @@ def run_command(
 @app.callback()
 def _root():
     """percpu: per-CPU lazy-TLB emulator."""
+
+
+app.command("sweep")(sweep_command)
+app.command("compare")(compare_command)
+app.command("bench")(bench_command)
+app.command("torture")(torture_command)
+app.command("clean")(clean_command)
+app.command("profile")(profile_command)
 
 
 def main() -> None:

@@ -11,9 +11,15 @@ def _n(x, digits=0) -> str:
     return f"{x:,.{digits}f}"
 
 
+def _param(value) -> str:
+    if isinstance(value, (list, tuple)):
+        return ",".join(map(str, value)) or "none"
+    return str(value)
+
+
 def verdict_line(doc: dict) -> str:
     p = doc["parameters"]
-    params = " ".join(f"{k}={v}" for k, v in p.items())
+    params = " ".join(f"{k}={_param(v)}" for k, v in p.items())
     line = f"{doc['verdict']}: {params}"
     if doc["failure_reasons"]:
         line += " -- " + "; ".join(doc["failure_reasons"])

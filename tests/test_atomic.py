@@ -1,6 +1,7 @@
 """The atomics are atomic across processes, and return what the kernel's do."""
 import mmap
 import os
+import time
 
 import numpy as np
 import pytest
@@ -58,18 +59,24 @@ def test_fetch_add_from_two_processes_counts_exactly():
 @pytest.mark.skipif(usable_cores() < 2, reason="needs two cores to race")
 def test_plain_load_store_increment_loses_updates():
     """The broken case the atomic test guards against: a non-atomic
-    read-modify-write from two processes loses updates."""
+    read-modify-write from two processes loses updates. Each process counts
+    its own increments and both run for the same half second, so they
+    overlap even on a busy machine."""
     buf, words, base = _shared_words()
-    counter = base + 128
+    counter, done = base + 128, base + 192
 
     def body(cpu):
         _start_together(base)
         load, store = _atomic.load_acquire, _atomic.store_release
-        for _ in range(ITERATIONS):
-            store(counter, load(counter) + 1)
+        mine, end = 0, time.monotonic() + 0.5
+        while time.monotonic() < end:
+            for _ in range(1000):
+                store(counter, load(counter) + 1)
+            mine += 1000
+        _atomic.fetch_add(done, mine)
 
     _two_processes(body)
-    assert words[16] < 2 * ITERATIONS
+    assert words[16] < words[24]
 
 
 def test_dec_and_test_reaches_zero_exactly_once_across_processes():

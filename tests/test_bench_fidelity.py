@@ -1,25 +1,24 @@
-"""The benchmark's minimal loop does exactly the shared-memory operations of
-the emulator's lazy round trip: otherwise its overhead figure would lie."""
-import importlib.util
-import os
+"""The benchmark's minimal loops and native reference do exactly the
+shared-memory operations of the emulator's lazy round trip: otherwise its
+overhead and visibility figures would lie."""
+import subprocess
 
 import pytest
 
+from percpu import _atomic
+from percpu.bench import roundtrip as bench
 from percpu.cpu import CPU, COUNTERS, HIST_BUCKETS
 from percpu.sched import Task, boot_idle, run_quanta
 from percpu.state import NULL, SharedState
-from percpu.strategies import get_strategy
+from percpu.strategies import SAFE_STRATEGIES, get_strategy
 from percpu.workers.pool import _boot_init_mm
 from percpu.workloads import LazyRoundtrip
 
-BENCH = os.path.join(os.path.dirname(__file__), "..", "bench", "roundtrip.py")
-
-
-def _load_bench():
-    spec = importlib.util.spec_from_file_location("bench_roundtrip", BENCH)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+# every shared-memory operation a CPU context can do, by the name MINIMAL_OPS uses
+CPU_ATOMICS = {
+    "load": "load_acquire", "store": "store_release", "fetch_add": "fetch_add", "add_return": "add_return",
+    "dec_and_test": "dec_and_test", "xchg": "xchg", "cmpxchg": "cmpxchg", "smp_mb": "smp_mb",
+}
 
 
 def _field_names(state):
@@ -31,24 +30,29 @@ def _field_names(state):
     return names
 
 
-def _counting(names, log):
-    from percpu import _atomic
-
+def _recording_atomics(names, log):
     def wrap(op, fn):
-        def counted(addr, *args):
-            log.append((op, names.get(addr, hex(addr))))
-            return fn(addr, *args)
+        def recorded(*args):
+            log.append((op, names.get(args[0], hex(args[0])) if args else ""))
+            return fn(*args)
 
-        return counted
+        return recorded
 
-    return {op: wrap(op, getattr(_atomic, real)) for op, real in
-            (("load", "load_acquire"), ("store", "store_release"), ("fetch_add", "fetch_add"),
-             ("add_return", "add_return"))}
+    return {op: wrap(op, getattr(_atomic, real)) for op, real in CPU_ATOMICS.items()}
 
 
-@pytest.mark.parametrize("strategy", ["refcount", "tlbstate"])
-def test_emulator_round_trip_does_exactly_the_minimal_loops_operations(strategy):
-    bench = _load_bench()
+def _per_round_trip(log, round_trips):
+    per_trip = len(log) // round_trips
+    assert len(log) == per_trip * round_trips
+    return [sorted(log[i * per_trip:(i + 1) * per_trip]) for i in range(round_trips)]
+
+
+def test_every_safe_strategy_is_benchmarked():
+    assert set(bench.MINIMAL_OPS) == set(bench.MINIMAL_LOOPS) == set(SAFE_STRATEGIES) == set(bench.STRATEGIES)
+
+
+@pytest.mark.parametrize("strategy", SAFE_STRATEGIES)
+def test_emulator_round_trip_does_exactly_the_minimal_ops(strategy):
     workload = LazyRoundtrip(1, 1)
     state = SharedState(ncpus=1, nmm=workload.nmm(), ntasks=workload.ntasks(), npipes=0,
                         counters=COUNTERS, hist_buckets=3 * HIST_BUCKETS)
@@ -58,8 +62,8 @@ def test_emulator_round_trip_does_exactly_the_minimal_loops_operations(strategy)
     boot_idle(cpu, Task(0, "swapper/0", NULL, 0))
     workload.attach(cpu, tasks[0])
     log = []
-    ops = _counting(_field_names(state), log)
-    cpu.load, cpu.store, cpu.fetch_add, cpu.add_return = ops["load"], ops["store"], ops["fetch_add"], ops["add_return"]
+    for op, fn in _recording_atomics(_field_names(state), log).items():
+        setattr(cpu, op, fn)
 
     round_trips = 20
     real_run_task = workload.run_task
@@ -74,18 +78,71 @@ def test_emulator_round_trip_does_exactly_the_minimal_loops_operations(strategy)
 
     workload.run_task = run_task
     run_quanta(cpu, workload, 10_000)  # one batch, no housekeeping
-    per_trip = len(log) // round_trips
-    assert len(log) == per_trip * round_trips
-    expected = [tuple(op) for op in bench.MINIMAL_OPS[strategy]]
-    assert per_trip == len(expected)
-    for i in range(round_trips):
-        assert sorted(log[i * per_trip:(i + 1) * per_trip]) == sorted(expected)
-
-    # and the hand-written minimal loop does what MINIMAL_OPS says
-    minimal_log = []
-    names = {1: "ipi_pending", 2: "is_lazy", 3: "gen", 4: "tlb_gen", 5: "mm_count"}
-    def rec(op):
-        return lambda addr, *a: minimal_log.append((op, names[addr]))
-    bench.MINIMAL_LOOPS[strategy](1, rec("load"), rec("store"), rec("fetch_add"), rec("add_return"), 1, 2, 3, 4, 5)
-    assert minimal_log == expected
+    expected = sorted(bench.MINIMAL_OPS[strategy])
+    assert _per_round_trip(log, round_trips) == [expected] * round_trips
     state.close()
+
+
+@pytest.mark.parametrize("strategy", SAFE_STRATEGIES)
+def test_minimal_loop_does_what_minimal_ops_says(strategy):
+    log = []
+
+    def rec(op):
+        return lambda *args: log.append((op, args[0] if args else ""))
+
+    names = bench.Fields(*bench.Fields._fields)  # each field's "address" is its name
+    bench.MINIMAL_LOOPS[strategy](3, bench.Ops(*(rec(op) for op in bench.Ops._fields)), names)
+    assert log == bench.MINIMAL_OPS[strategy] * 3
+
+
+@pytest.fixture(scope="module")
+def native_trace(tmp_path_factory):
+    return bench.compile_native(str(tmp_path_factory.mktemp("native")), trace=True)
+
+
+@pytest.fixture(scope="module")
+def native_exe(tmp_path_factory):
+    return bench.compile_native(str(tmp_path_factory.mktemp("native")))
+
+
+@pytest.mark.parametrize("strategy", SAFE_STRATEGIES)
+def test_native_reference_does_what_minimal_ops_says(strategy, native_trace):
+    state = bench.emulator_segment(1, "padded", 128)
+    args = bench.native_arguments(strategy, state, [0])
+    size = state.size
+    state.close()
+    out = subprocess.run([native_trace, args[0], "0", str(size), *args[1:]], capture_output=True, text=True, check=True)
+    ops = [tuple((line.split(" ", 1) + [""])[:2]) for line in out.stdout.splitlines()]
+    assert ops == bench.MINIMAL_OPS[strategy]
+
+
+@pytest.mark.parametrize("layout", bench.LAYOUTS)
+def test_native_reference_puts_each_field_where_the_emulator_does(layout):
+    state = bench.emulator_segment(3, layout, 64)
+    strategy, *offsets = bench.native_arguments("tlbstate", state, [5, 6, 7])
+    assert strategy == "tlbstate"
+    mm = [state.addr(state.mm, bench.PROCESS_MM_SLOT, f) - state.base for f in bench.MM_FIELDS]
+    assert [int(x) for x in offsets[:3]] == mm
+    for cpu, arg in enumerate(offsets[3:]):
+        core, *fields = (int(x) for x in arg.split(":"))
+        assert core == 5 + cpu
+        assert fields == [state.addr(state.cpu, cpu, f) - state.base for f in bench.CPU_FIELDS]
+    state.close()
+
+
+@pytest.mark.parametrize("strategy", ["refcount", "tlbstate"])
+def test_native_reference_counts_round_trips_and_loses_no_update(strategy, native_exe):
+    # two CPUs even on one core: the program checks mm_count is back to 1
+    ns = bench.native_run(native_exe, strategy, 2, 0.02, "packed", 64)
+    assert 0 < ns < 1e6
+
+
+def test_minimal_run_measures_on_every_cpu():
+    ns = bench.minimal_run("refcount", 2, 0.02)
+    assert 0 < ns < 1e7
+
+
+def test_no_compiler_is_one_clear_error(monkeypatch, tmp_path):
+    monkeypatch.setenv("CC", "no-such-cc")
+    with pytest.raises(bench.BenchError, match="C compiler.*no-such-cc"):
+        bench.compile_native(str(tmp_path))

@@ -93,3 +93,28 @@ def test_a_wrapped_ring_still_gives_nesting_slices():
 def test_trace_output_path_is_checked_before_the_run():
     r = percpu_cli("run", "--trace", "/proc/version")
     assert r.returncode == 2 and "cannot write" in r.stderr
+
+
+from hypothesis import given, settings, strategies as st
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.sampled_from(["task", "kernel", "end", "instant"]), max_size=60), st.integers(0, 60))
+def test_any_window_of_a_well_formed_event_stream_converts_to_nesting_slices(script, cut):
+    """Whatever part of a CPU's stream the ring kept (the oldest `cut` events
+    lost), the converted slices nest on the track."""
+    events, depth, t = [], 0, 0
+    for step in script:
+        t += 10
+        if step == "task" and depth == 0:
+            events.append((t, trace.TASK_BEGIN, trace.RUN_USER, 1)); depth += 1
+        elif step == "kernel":
+            events.append((t, trace.KERNEL_BEGIN, trace.KERNEL_TEARDOWN, 1)); depth += 1
+        elif step == "end" and depth:
+            events.append((t, trace.TASK_END if depth == 1 else trace.KERNEL_END, 0, 0)); depth -= 1
+        else:
+            events.append((t, trace.TEARDOWN, 1, 0))
+    kept = np.array(events[cut:] or [(t, trace.TEARDOWN, 1, 0)], dtype=np.int64)
+    doc = trace.to_chrome_trace([kept], start_ns=0, pinning=[0], title="t", ipi_names=["f"],
+                                violation_kinds={}, lost=[cut])
+    assert_valid_chrome_trace(doc, 1)

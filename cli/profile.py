@@ -1,0 +1,381 @@
+"""`percpu profile`: one `percpu run` under `py-spy record --subprocesses`.
+
+py-spy samples the coordinator and every forked CPU worker and writes one
+speedscope file (one profile per process). From it we print the functions
+that take the most samples in the CPU workers (the coordinator, which mostly
+sleeps, is left out) and, for `--format flamegraph`, render an SVG flame
+graph of the same samples: py-spy cannot convert a recording it has written,
+and a second recording would sample a different run.
+
+py-spy missing, or not allowed to read the workers' memory: one line on
+stderr with the fix, exit 2.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import zlib
+from collections import Counter
+from dataclasses import dataclass, field
+from enum import Enum
+from xml.sax.saxutils import escape
+
+import typer
+
+import percpu
+from percpu.cli.options import positive_finite
+from percpu.strategies import STRATEGIES
+from percpu.workers.pool import MAX_CPUS
+from percpu.workloads import WORKLOADS
+
+Strategy = Enum("Strategy", {name: name for name in STRATEGIES}, type=str)
+Workload = Enum("Workload", {name: name for name in WORKLOADS}, type=str)
+
+
+class Format(str, Enum):
+    flamegraph = "flamegraph"
+    speedscope = "speedscope"
+
+
+# Functions of the emulated kernel named after the Linux (or RFC) functions
+# they stand for, and the strategy hooks: marked in the table and coloured
+# apart in the flame graph. refcount's mmgrab_lazy_tlb/mmdrop_lazy_tlb are
+# `staticmethod(mmgrab)`/`staticmethod(mmdrop)`, so py-spy shows them as
+# mmgrab/mmdrop (percpu/mm.py).
+KERNEL_FUNCTIONS = frozenset({
+    # mm lifetime (percpu/mm.py)
+    "mm_alloc", "mmget", "mmput", "__mmput", "exit_mmap", "mmgrab", "mmdrop", "__mmdrop",
+    "cpumask_set_cpu", "cpumask_clear_cpu",
+    # scheduler and exit (percpu/sched.py)
+    "switch_mm_irqs_off", "enter_lazy_tlb", "finish_task_switch", "exit_mm", "do_exit", "idle_task_exit",
+    "wake_up_new_task",
+    # IPIs (percpu/smp.py, percpu/cpu.py)
+    "smp_call_function_single", "on_each_cpu_mask", "flush_smp_call_function_queue",
+    # hotplug (percpu/hotplug.py)
+    "cpu_down", "cpu_up",
+    # the strategies' hooks and helpers (percpu/strategies/)
+    "mmgrab_lazy_tlb", "mmdrop_lazy_tlb", "cleanup_lazy_tlbs", "exit_mmap_flush", "mmput_lazy_fixup",
+    "do_shoot_lazy_tlb", "flush_tlb_func", "hp_scan", "hp_switch_lazy_to_init_mm",
+})
+
+# The directory holding the `percpu` package (the project root in an editable
+# install): file names are shown relative to it.
+_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(percpu.__file__)))
+_WORKER_ENTRY = "cpu_main"  # workers/worker.py: every frame of a CPU worker runs under it
+_PROCESS_FRAME = re.compile(r'^process (\d+):')
+
+
+class PySpyUnavailable(Exception):
+    """py-spy cannot be found or cannot attach; the message says how to fix it."""
+
+
+def short_file(path: str) -> str:
+    if not path:
+        return ""
+    if os.path.isabs(path):
+        rel = os.path.relpath(path, _ROOT)
+        if not rel.startswith(".."):
+            return rel
+        parts = path.split("site-packages" + os.sep, 1)
+        if len(parts) == 2:
+            return parts[1]
+    return path
+
+
+def is_kernel_named(name: str, file: str) -> bool:
+    """A kernel-named function of the emulator (not a same-named one elsewhere)."""
+    ours = file.startswith(("percpu" + os.sep, "workers" + os.sep))
+    return ours and name.rsplit(".", 1)[-1] in KERNEL_FUNCTIONS
+
+
+@dataclass
+class Profile:
+    """The samples of one speedscope file, split by process."""
+    worker_samples: dict[int, int] = field(default_factory=dict)   # pid -> samples with cpu_main on the stack
+    other_samples: int = 0                                         # coordinator (and anything else)
+    self_counts: Counter = field(default_factory=Counter)          # (name, file) -> worker samples where it is the leaf
+    total_counts: Counter = field(default_factory=Counter)         # (name, file) -> worker samples where it is on the stack
+    stacks: Counter = field(default_factory=Counter)               # worker stacks from cpu_main up -> samples
+
+    @property
+    def samples(self) -> int:
+        return sum(self.worker_samples.values())
+
+    def top(self, n: int) -> list[dict]:
+        """The n functions with the most self samples in the CPU workers."""
+        total = self.samples or 1
+        rows = []
+        for (name, file), own in self.self_counts.most_common(n):
+            rows.append({
+                "function": name,
+                "file": file,
+                "self_share": own / total,
+                "total_share": self.total_counts[(name, file)] / total,
+                "kernel": is_kernel_named(name, file),
+            })
+        return rows
+
+
+def parse_speedscope(path: str) -> Profile:
+    """Read py-spy's speedscope output (`--subprocesses`: one profile per
+    process and thread, each sample a root-first list of frame indices)."""
+    with open(path) as f:
+        doc = json.load(f)
+    frames = []
+    for fr in doc["shared"]["frames"]:
+        name, file = fr.get("name", "?"), fr.get("file") or ""
+        m = _PROCESS_FRAME.match(name)
+        frames.append((f"process {m.group(1)}", "") if m else (name, short_file(file)))
+    prof = Profile()
+    for p in doc["profiles"]:
+        m = re.match(r"Process (\d+)", p.get("name", ""))
+        pid = int(m.group(1)) if m else -1
+        for sample in p["samples"]:
+            stack = [frames[i] for i in sample]
+            entry = next((k for k, (name, _) in enumerate(stack) if name == _WORKER_ENTRY), None)
+            if entry is None:
+                prof.other_samples += 1
+                continue
+            prof.worker_samples[pid] = prof.worker_samples.get(pid, 0) + 1
+            code = tuple(stack[entry:])
+            prof.stacks[code] += 1
+            prof.self_counts[code[-1]] += 1
+            for fr in set(code):
+                prof.total_counts[fr] += 1
+    return prof
+
+
+def flamegraph_svg(stacks: Counter, title: str, subtitle: str) -> str:
+    """A static flame graph of root-first stacks: root at the bottom, one box
+    per function per call path, kernel-named functions in blue, hover for
+    samples and share."""
+    root: dict = {"n": 0, "kids": {}}
+    depth = 0
+    for stack, n in stacks.items():
+        node = root
+        node["n"] += n
+        for fr in stack:
+            node = node["kids"].setdefault(fr, {"n": 0, "kids": {}})
+            node["n"] += n
+        depth = max(depth, len(stack))
+    width, pad, row, top, bottom = 1200, 10, 16, 50, 10
+    height = top + (depth + 1) * row + bottom
+    total = root["n"] or 1
+    scale = (width - 2 * pad) / total
+    out = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+        f'viewBox="0 0 {width} {height}" font-family="Verdana, sans-serif" font-size="11">',
+        f'<rect x="0" y="0" width="{width}" height="{height}" fill="#f8f8f0"/>',
+        f'<text x="{width // 2}" y="18" text-anchor="middle" font-size="15">{escape(title)}</text>',
+        f'<text x="{width // 2}" y="36" text-anchor="middle" fill="#555">{escape(subtitle)}</text>',
+    ]
+
+    def colour(name: str, file: str) -> str:
+        h = zlib.crc32(name.encode())
+        a, b = (h & 0xFF) / 255, ((h >> 8) & 0xFF) / 255
+        if not file:
+            return "rgb(190,190,190)"                                     # process
+        if is_kernel_named(name, file):
+            return f"rgb({80 + int(50 * a)},{150 + int(50 * b)},{235 + int(20 * a)})"  # blue: kernel-named
+        return f"rgb({205 + int(50 * a)},{int(200 * b)},{int(55 * a)})"   # warm: everything else
+
+    def draw(node, x: float, level: int, label: str, name: str, file: str):
+        w = node["n"] * scale
+        if w < 0.3:
+            return
+        y = height - bottom - (level + 1) * row
+        tip = f"{label} ({node['n']} samples, {100 * node['n'] / total:.2f}%)"
+        out.append(f"<g><title>{escape(tip)}</title>")
+        out.append(f'<rect x="{x:.2f}" y="{y}" width="{w:.2f}" height="{row - 1}" rx="2" '
+                   f'fill="{colour(name, file) if level else "rgb(220,220,220)"}"/>')
+        chars = int((w - 6) / 6.6)
+        if chars >= 3:
+            text = name if len(name) <= chars else name[: chars - 2] + ".."
+            out.append(f'<text x="{x + 3:.2f}" y="{y + row - 4}">{escape(text)}</text>')
+        out.append("</g>")
+        for (kname, kfile), kid in sorted(node["kids"].items()):
+            draw(kid, x, level + 1, f"{kname} ({kfile})" if kfile else kname, kname, kfile)
+            x += kid["n"] * scale
+
+    draw(root, pad, 0, "all CPU workers", "all CPU workers", "")
+    out.append("</svg>")
+    return "\n".join(out) + "\n"
+
+
+def find_py_spy(explicit: str | None) -> str:
+    """The py-spy to run: the one named (option or PERCPU_PY_SPY), else the one
+    installed next to this Python, else the one on PATH."""
+    if explicit:
+        found = explicit if os.sep in explicit else shutil.which(explicit)
+        if found and os.path.isfile(found) and os.access(found, os.X_OK):
+            return found
+        raise PySpyUnavailable(f"py-spy not found at {explicit}: install it with 'pip install py-spy' "
+                               "or name it with --py-spy PATH")
+    beside = os.path.join(os.path.dirname(sys.executable), "py-spy")
+    if os.path.isfile(beside) and os.access(beside, os.X_OK):
+        return beside
+    found = shutil.which("py-spy")
+    if found:
+        return found
+    raise PySpyUnavailable("py-spy not found: install it with 'pip install py-spy' (or 'pip install percpu[test]'), "
+                           "or name it with --py-spy PATH")
+
+
+_DENIED = re.compile(r"permission denied|operation not permitted|ptrace|EPERM", re.IGNORECASE)
+
+
+class RunFailed(Exception):
+    """py-spy ran, but the profiled run produced no result."""
+
+
+class Interrupted(Exception):
+    """Ctrl-C or SIGTERM; the argument is the partial speedscope file, if any."""
+
+
+def _last_lines(said: str) -> str:
+    return " ".join(line.strip() for line in said.strip().splitlines()[-3:]) or "no output"
+
+
+def _fix_for(said: str) -> str:
+    last = _last_lines(said)
+    if _DENIED.search(said):
+        return ("py-spy is not permitted to read the worker processes: run as root (sudo), in a container start it "
+                "with --cap-add SYS_PTRACE, or allow ptrace with 'sysctl kernel.yama.ptrace_scope=0' "
+                f"(py-spy said: {last})")
+    return f"py-spy failed: {last}"
+
+
+def record(py_spy: str, run_args: list[str], speedscope_path: str, rate: int, native: bool) -> tuple[dict, str]:
+    """Run `percpu run RUN_ARGS` under py-spy; returns the run's result document
+    and py-spy's output. Raises PySpyUnavailable when py-spy cannot profile."""
+    with tempfile.TemporaryDirectory(prefix="percpu-profile-") as tmp:
+        doc_path = os.path.join(tmp, "run.json")
+        cmd = [py_spy, "record", "--subprocesses", "--format", "speedscope", "--rate", str(rate),
+               "--output", speedscope_path]
+        if native:
+            cmd.append("--native")
+        # -P: import percpu as installed, not from a source tree in the working directory
+        cmd += ["--", sys.executable, "-P", "-m", "percpu.cli.app", "run", *run_args, "--json", "--out", doc_path]
+        # Ctrl-C reaches py-spy and the run too (one process group): they stop
+        # and py-spy writes what it has. Here it only marks the profile as cut
+        # short; SIGTERM is passed on to py-spy as a Ctrl-C.
+        stopped: list[int] = []
+        proc = None
+
+        def on_signal(signum, frame):
+            stopped.append(signum)
+            if signum == signal.SIGTERM and proc is not None and proc.poll() is None:
+                proc.send_signal(signal.SIGINT)
+
+        previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                    stderr=subprocess.PIPE, text=True)
+            out, err = proc.communicate()
+        except OSError as exc:
+            raise PySpyUnavailable(f"cannot run {py_spy}: {exc.strerror}; install it with 'pip install py-spy'")
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+        said = err + out
+        if stopped or "because Control-C pressed" in said:
+            raise Interrupted(speedscope_path if os.path.exists(speedscope_path) else None)
+        if proc.returncode != 0 or not os.path.exists(speedscope_path):
+            raise PySpyUnavailable(_fix_for(said))
+        if not os.path.exists(doc_path):
+            raise RunFailed(f"the profiled run wrote no result: {_last_lines(err or out)}")
+        with open(doc_path) as f:
+            return json.load(f), said
+
+
+def profile_command(
+    strategy: Strategy = typer.Option("refcount", help="How lazily used mms are kept alive."),
+    cpus: int = typer.Option(2, min=1, max=MAX_CPUS, help="Emulated CPUs (one pinned process each)."),
+    workload: Workload = typer.Option("lazy-roundtrip", help="What the tasks do."),
+    duration: float = typer.Option(2.0, callback=positive_finite, help="Seconds of measurement."),
+    seed: int = typer.Option(1, min=0, help="Seed for the workload's choices."),
+    native: bool = typer.Option(False, "--native", help="Also sample native frames (py-spy --native): the C atomics."),
+    fmt: Format = typer.Option(
+        "flamegraph", "--format",
+        help="flamegraph: an SVG flame graph and the speedscope JSON; speedscope: the JSON only.",
+    ),
+    rate: int = typer.Option(250, min=1, max=10000, help="Samples per second per process."),
+    top: int = typer.Option(15, min=1, help="Functions to list."),
+    out_dir: str = typer.Option("profiles", "--out-dir", help="Directory for the profile files."),
+    py_spy: str = typer.Option(
+        None, "--py-spy", envvar="PERCPU_PY_SPY",
+        help="The py-spy executable (default: next to this Python, then on PATH).",
+    ),
+):
+    """Profile one run with py-spy: write the profile and list where the CPU workers spend their samples."""
+    if os.path.exists(out_dir) and not os.path.isdir(out_dir):
+        raise typer.BadParameter(f"{out_dir} is not a directory", param_hint="--out-dir")
+    try:
+        exe = find_py_spy(py_spy)
+    except PySpyUnavailable as exc:
+        typer.echo(f"percpu: error: {exc}", err=True)
+        raise typer.Exit(2)
+    try:
+        os.makedirs(out_dir, exist_ok=True)
+    except OSError as exc:
+        raise typer.BadParameter(f"cannot create {out_dir}: {exc.strerror}", param_hint="--out-dir") from None
+    if not os.access(out_dir, os.W_OK | os.X_OK):
+        raise typer.BadParameter(f"cannot write in {out_dir}", param_hint="--out-dir")
+
+    stem = os.path.join(out_dir, f"{strategy.value}-{workload.value}-{cpus}cpu")
+    json_path, svg_path = stem + ".json", stem + ".svg"
+    run_args = ["--strategy", strategy.value, "--cpus", str(cpus), "--workload", workload.value,
+                "--duration", repr(duration), "--seed", str(seed)]
+    try:
+        doc, said = record(exe, run_args, json_path, rate, native)
+    except PySpyUnavailable as exc:
+        typer.echo(f"percpu: error: {exc}", err=True)
+        raise typer.Exit(2)
+    except RunFailed as exc:
+        typer.echo(f"percpu: error: {exc}", err=True)
+        raise typer.Exit(1)
+    except Interrupted as exc:
+        partial = f"; py-spy's samples so far are in {exc.args[0]}" if exc.args[0] else ""
+        typer.echo(f"percpu: interrupted{partial}", err=True)
+        raise typer.Exit(130)
+
+    from percpu.cli.render import verdict_line
+
+    prof = parse_speedscope(json_path)
+    if not prof.samples and _DENIED.search(said):  # attached to the coordinator but not to its workers
+        typer.echo(f"percpu: error: {_fix_for(said)}", err=True)
+        raise typer.Exit(2)
+    written = [f"{json_path} (speedscope: open at https://www.speedscope.app)"]
+    if fmt is Format.flamegraph:
+        title = f"percpu profile: {strategy.value}, {workload.value}, {cpus} CPUs, {duration:g} s"
+        subtitle = (f"py-spy --subprocesses at {rate} Hz{', --native' if native else ''}: the {prof.samples} samples "
+                    f"of the {len(prof.worker_samples)} CPU workers, merged, from cpu_main up; "
+                    "blue = kernel-named; hover for samples")
+        with open(svg_path, "w") as f:
+            f.write(flamegraph_svg(prof.stacks, title, subtitle))
+        written.insert(0, f"{svg_path} (flame graph)")
+    for line in written:
+        typer.echo(f"wrote {line}")
+
+    workers = ", ".join(f"pid {pid}: {n}" for pid, n in sorted(prof.worker_samples.items()))
+    typer.echo(f"{prof.samples} samples from {len(prof.worker_samples)} CPU worker processes ({workers}); "
+               f"{prof.other_samples} other samples (the coordinator) left out")
+    if not prof.samples:
+        typer.echo("no samples from the CPU workers: try a longer --duration or a higher --rate")
+    else:
+        rows = prof.top(top)
+        width = max(len(r["function"]) + 2 for r in rows)
+        typer.echo(f"Top {len(rows)} functions by self samples in the CPU workers "
+                   f"(* named after a kernel function or strategy hook):")
+        typer.echo(f"{'self%':>6} {'total%':>7}  {'function':<{width}}  file")
+        for r in rows:
+            name = r["function"] + (" *" if r["kernel"] else "")
+            typer.echo(f"{100 * r['self_share']:6.1f} {100 * r['total_share']:7.1f}  {name:<{width}}  {r['file']}")
+    typer.echo(verdict_line(doc))
+    raise typer.Exit(0 if doc["verdict"] == "SUCCESS" else 1)
