@@ -26,6 +26,7 @@ from percpu.cli.compare import compare_command
 from percpu.cli.torture import torture_command
 from percpu.cli.clean import clean_command
 from percpu.cli.profile import profile_command
+from percpu.cli.explore import explore_command
 
 Strategy = Enum("Strategy", {name: name for name in STRATEGIES}, type=str)
 Workload = Enum("Workload", {name: name for name in WORKLOADS}, type=str)
@@ -125,6 +126,7 @@ app.command("bench")(bench_command)
 app.command("torture")(torture_command)
 app.command("clean")(clean_command)
 app.command("profile")(profile_command)
+app.command("explore")(explore_command)
 
 
 def main() -> None:
@@ -135,6 +137,8 @@ def main() -> None:
         # click's UsageError (typer may vendor click, so match its shape)
         if getattr(exc, "exit_code", None) == 2 and hasattr(exc, "format_message"):
             message = " ".join(exc.format_message().split())
+            if not message:  # no command given: the help above says it all
+                sys.exit(2)
             ctx = getattr(exc, "ctx", None)
             hint = f" (see '{ctx.command_path} --help')" if ctx is not None and ctx.command_path else ""
             sys.stderr.write(f"percpu: error: {message}{hint}\n")
