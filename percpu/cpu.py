@@ -58,6 +58,8 @@ COUNTERS = (
     "hotplugs",
     "migrations",
     "trace_written",
+    "timed_switches",
+    "timed_switch_ns",
 )
 # ns-per-op histogram: bucket b holds values in [2**(b/8), 2**((b+1)/8)).
 HIST_BUCKETS_PER_OCTAVE = 8
@@ -104,6 +106,8 @@ class CPU:
         "ipis_delayed",
         "hotplugs",
         "migrations",
+        "timed_switches",
+        "timed_switch_ns",
         "trace_events",
         "trace_written",
         "a_hazard",
@@ -301,6 +305,8 @@ class CPU:
         self.ipis_delayed = 0
         self.hotplugs = 0
         self.migrations = 0
+        self.timed_switches = 0  # the one switch in SWITCH_SAMPLE_EVERY that is timed
+        self.timed_switch_ns = 0
         # tracing (percpu/trace.py): None when off, else events not yet in the ring
         self.trace_events = None
         self.trace_written = 0

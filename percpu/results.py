@@ -93,7 +93,10 @@ def build_document(*, parameters, machine, workload_op, elapsed_s, samples, per_
         "op": workload_op,
         "rate": rate_summary(samples),
         "ns_per_op": percentiles(op_hist),
-        "ns_per_switch": percentiles(switch_hist),
+        "ns_per_switch": {
+            **percentiles(switch_hist),
+            "mean": round(totals["timed_switch_ns"] / totals["timed_switches"], 1) if totals["timed_switches"] else None,
+        },
         "totals": totals,
         "per_op": {
             "shared_atomics": round(totals["shared_atomics"] / ops, 3) if ops else None,

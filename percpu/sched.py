@@ -220,8 +220,8 @@ def run_quanta(cpu, workload, count: int) -> None:
     finish_task_switch_hook = strategy.finish_task_switch
     trace_events = cpu.trace_events
     # counters kept in locals for the batch (attribute updates cost more
-    # than the shared-memory operations they count); added up on the way out
-    switches = lazy_switches = probes = 0
+    # than the shared-memory operations they count); stored on the way out
+    switches, lazy_switches, probes = cpu.switches, cpu.lazy_switches, cpu.probes
     for _ in range(count):
         if cpu.stopping:
             break
@@ -275,7 +275,8 @@ def run_quanta(cpu, workload, count: int) -> None:
         if trace_events is not None:
             trace_events.append(trace.task_begin(cpu, next))
         if timed:
-            record(cpu.switch_hist, perf_counter_ns() - start)
-    cpu.switches += switches
-    cpu.lazy_switches += lazy_switches
-    cpu.probes += probes
+            elapsed = perf_counter_ns() - start
+            record(cpu.switch_hist, elapsed)
+            cpu.timed_switches += 1
+            cpu.timed_switch_ns += elapsed
+    cpu.switches, cpu.lazy_switches, cpu.probes = switches, lazy_switches, probes
