@@ -36,11 +36,10 @@ from typing import Callable, NamedTuple
 import numpy as np
 
 from percpu import _atomic
-from percpu.cpu import COUNTERS, HIST_BUCKETS, HISTOGRAMS
 from percpu.results import machine_info
 from percpu.state import SharedState
 from percpu.strategies import SAFE_STRATEGIES
-from percpu.workers.pool import RunParams, run
+from percpu.workers.pool import RunParams, new_state, run
 from percpu.workloads import LazyRoundtrip
 
 SCHEMA = "percpu.bench/1"
@@ -226,10 +225,7 @@ class NativeUnavailable(BenchError):
 def emulator_segment(cpus: int, layout: str, line_size: int) -> SharedState:
     """A segment with the emulator's tables for lazy-roundtrip on `cpus`
     CPUs (as workers/pool.py's run() sizes them), its process's mm live."""
-    workload = LazyRoundtrip(cpus, 1)
-    state = SharedState(ncpus=cpus, nmm=workload.nmm(), ntasks=workload.ntasks(), npipes=workload.npipes(),
-                        counters=COUNTERS, hist_buckets=len(HISTOGRAMS) * HIST_BUCKETS,
-                        line_size=line_size, packed=layout == "packed")
+    state = new_state(RunParams(cpus=cpus, layout=layout, line_size=line_size), LazyRoundtrip(cpus, 1))
     state.field(state.mm, "gen")[PROCESS_MM_SLOT] = 1
     state.field(state.mm, "mm_count")[PROCESS_MM_SLOT] = 1
     return state

@@ -51,3 +51,25 @@ def fault_list(value: str) -> tuple[str, ...]:
     if unknown:
         raise typer.BadParameter(f"unknown fault {unknown[0]!r}: use all, none, or some of {', '.join(FAULTS)}")
     return names
+
+
+def parse_counts(text: str, what: str, highest: int) -> list[int]:
+    """'1,2,4' or '1-8' or both ('1,2,4-6'): sorted distinct counts in
+    1..highest. Raises typer.BadParameter with one line."""
+    counts: set[int] = set()
+    for item in text.split(","):
+        item = item.strip()
+        first, dash, last = item.partition("-")
+        try:
+            low = int(first)
+            high = int(last) if dash else low
+        except ValueError:
+            raise typer.BadParameter(
+                f"{item!r} is not a {what} or a range like 1-{highest} (expected e.g. 1,2,4 or 1-4)"
+            ) from None
+        if low > high:
+            raise typer.BadParameter(f"range {item!r} is empty: its start is above its end")
+        if low < 1 or high > highest:
+            raise typer.BadParameter(f"{item!r}: each {what} must be from 1 to {highest}")
+        counts.update(range(low, high + 1))
+    return sorted(counts)

@@ -23,7 +23,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from percpu.cli.options import positive_finite
+from percpu.cli.options import parse_counts, positive_finite
 from percpu.cli.scaling import (
     BASELINE,
     SWEEP_SCHEMA,
@@ -48,28 +48,6 @@ CSV_FIELDS = (
     "ops_per_s_median", "ops_per_s_min", "ops_per_s_max", "spread_pct",
     "speedup_pct_median", "speedup_pct_min", "speedup_pct_max", "oversubscribed", "unstable",
 )
-
-
-def parse_counts(text: str, what: str, highest: int) -> list[int]:
-    """'1,2,4' or '1-8' or both ('1,2,4-6'): sorted distinct counts in
-    1..highest. Raises typer.BadParameter with one line."""
-    counts: set[int] = set()
-    for item in text.split(","):
-        item = item.strip()
-        first, dash, last = item.partition("-")
-        try:
-            low = int(first)
-            high = int(last) if dash else low
-        except ValueError:
-            raise typer.BadParameter(
-                f"{item!r} is not a {what} or a range like 1-{highest} (expected e.g. 1,2,4 or 1-4)"
-            ) from None
-        if low > high:
-            raise typer.BadParameter(f"range {item!r} is empty: its start is above its end")
-        if low < 1 or high > highest:
-            raise typer.BadParameter(f"{item!r}: each {what} must be from 1 to {highest}")
-        counts.update(range(low, high + 1))
-    return sorted(counts)
 
 
 def _cpu_counts(text: str) -> list[int]:

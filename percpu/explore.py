@@ -797,13 +797,12 @@ def describe(step: Step, names: dict, ncpus: int) -> str:
     return f"{text}   [{step.where}]"
 
 
-def listing(result: Result, ncpus: int, names: dict, width: int = 0) -> list[str]:
+def listing(result: Result, ncpus: int, names: dict) -> list[str]:
     """The schedule as numbered steps, one column per CPU (store-buffer
     flushes in their CPU's column); '>>' marks a switch between CPUs that
     the schedule chose (a preemption or a wakeup)."""
     lines = []
     prev = None
-    col = width or 0
     for i, step in enumerate(result.steps, 1):
         c = step.actor if step.actor < ncpus else step.actor - ncpus
         text = describe(step, names, ncpus)

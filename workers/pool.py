@@ -71,17 +71,7 @@ def run(params: RunParams, progress=None) -> dict:
     workload = WORKLOADS[params.workload](params.cpus, params.seed, params.tasks_per_cpu, params.fork_rate)
     usable = sorted(os.sched_getaffinity(0))
     pinning = [usable[i % len(usable)] for i in range(params.cpus)]
-    state = SharedState(
-        ncpus=params.cpus,
-        nmm=workload.nmm(),
-        ntasks=workload.ntasks(),
-        npipes=workload.npipes(),
-        counters=COUNTERS,
-        hist_buckets=len(HISTOGRAMS) * HIST_BUCKETS,
-        line_size=params.line_size,
-        packed=params.layout == "packed",
-        trace_events_per_cpu=TRACE_EVENTS_PER_CPU if params.trace else 0,
-    )
+    state = new_state(params, workload)
     old_term = signal.signal(signal.SIGTERM, _raise_terminated)
     pids: dict[int, int] = {}
     try:
@@ -112,6 +102,21 @@ def run(params: RunParams, progress=None) -> dict:
         signal.signal(signal.SIGTERM, old_term)
         _kill_all(pids)
         state.close()
+
+
+def new_state(params: RunParams, workload) -> SharedState:
+    """The segment a run of `workload` with `params` needs."""
+    return SharedState(
+        ncpus=params.cpus,
+        nmm=workload.nmm(),
+        ntasks=workload.ntasks(),
+        npipes=workload.npipes(),
+        counters=COUNTERS,
+        hist_buckets=len(HISTOGRAMS) * HIST_BUCKETS,
+        line_size=params.line_size,
+        packed=params.layout == "packed",
+        trace_events_per_cpu=TRACE_EVENTS_PER_CPU if params.trace else 0,
+    )
 
 
 def _boot_init_mm(state: SharedState) -> None:
