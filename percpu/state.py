@@ -32,18 +32,6 @@ INIT_MM = (1 << 32) | INIT_MM_SLOT  # init_mm: live from boot, never freed
 SLOT_MASK = 0xFFFFFFFF
 
 
-def mm_ref(gen: int, slot: int) -> int:
-    return (gen << 32) | slot
-
-
-def mm_slot(ref: int) -> int:
-    return ref & SLOT_MASK
-
-
-def mm_gen(ref: int) -> int:
-    return ref >> 32
-
-
 class SharedMemoryUnavailable(RuntimeError):
     """The segment could not be created (for example /dev/shm is full)."""
 
