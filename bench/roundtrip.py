@@ -63,7 +63,7 @@ SIGNIFICANCE = 0.05  # a packed slowdown is "measurable" below this p-value
 #                            hazard: store hazard, smp_mb; lazy-mm: store lazy_mm
 #     finish_task_switch     lazy-mm: load mm_to_mmdrop
 #   idle quantum: interrupt point, page-walk probe  load ipi_pending, load gen
-#   switch idle -> user: switch_mm_irqs_off        store is_lazy, load gen, load tlb_gen
+#   switch idle -> user: switch_mm_irqs_off        store is_lazy, smp_mb, load gen, load tlb_gen
 #     mmdrop_lazy_tlb        refcount: load gen, add_return mm_count
 #                            shootdown: smp_mb; hazard: store hazard; lazy-mm: store lazy_mm
 #     finish_task_switch     lazy-mm: load mm_to_mmdrop
@@ -71,27 +71,27 @@ MINIMAL_OPS = {
     "refcount": [
         ("load", "ipi_pending"), ("store", "is_lazy"), ("load", "gen"), ("fetch_add", "mm_count"),
         ("load", "ipi_pending"), ("load", "gen"),
-        ("store", "is_lazy"), ("load", "gen"), ("load", "tlb_gen"), ("load", "gen"), ("add_return", "mm_count"),
+        ("store", "is_lazy"), ("smp_mb", ""), ("load", "gen"), ("load", "tlb_gen"), ("load", "gen"), ("add_return", "mm_count"),
     ],
     "shootdown": [
         ("load", "ipi_pending"), ("store", "is_lazy"),
         ("load", "ipi_pending"), ("load", "gen"),
-        ("store", "is_lazy"), ("load", "gen"), ("load", "tlb_gen"), ("smp_mb", ""),
+        ("store", "is_lazy"), ("smp_mb", ""), ("load", "gen"), ("load", "tlb_gen"), ("smp_mb", ""),
     ],
     "hazard": [
         ("load", "ipi_pending"), ("store", "is_lazy"), ("store", "hazard"), ("smp_mb", ""),
         ("load", "ipi_pending"), ("load", "gen"),
-        ("store", "is_lazy"), ("load", "gen"), ("load", "tlb_gen"), ("store", "hazard"),
+        ("store", "is_lazy"), ("smp_mb", ""), ("load", "gen"), ("load", "tlb_gen"), ("store", "hazard"),
     ],
     "lazy-mm": [
         ("load", "ipi_pending"), ("store", "is_lazy"), ("store", "lazy_mm"), ("load", "mm_to_mmdrop"),
         ("load", "ipi_pending"), ("load", "gen"),
-        ("store", "is_lazy"), ("load", "gen"), ("load", "tlb_gen"), ("store", "lazy_mm"), ("load", "mm_to_mmdrop"),
+        ("store", "is_lazy"), ("smp_mb", ""), ("load", "gen"), ("load", "tlb_gen"), ("store", "lazy_mm"), ("load", "mm_to_mmdrop"),
     ],
     "tlbstate": [
         ("load", "ipi_pending"), ("store", "is_lazy"),
         ("load", "ipi_pending"), ("load", "gen"),
-        ("store", "is_lazy"), ("load", "gen"), ("load", "tlb_gen"),
+        ("store", "is_lazy"), ("smp_mb", ""), ("load", "gen"), ("load", "tlb_gen"),
     ],
 }
 
@@ -127,7 +127,7 @@ class Fields(NamedTuple):
 # The minimal loops: n round trips each, MINIMAL_OPS in order, nothing else
 # (the functions and addresses are locals, as fast as CPython gets).
 def minimal_refcount(n: int, ops: Ops, f: Fields) -> None:
-    load, store, fetch_add, add_return, _ = ops
+    load, store, fetch_add, add_return, smp_mb = ops
     pending, is_lazy, gen, tlb_gen, mm_count = f.ipi_pending, f.is_lazy, f.gen, f.tlb_gen, f.mm_count
     for _ in range(n):
         load(pending)
@@ -137,6 +137,7 @@ def minimal_refcount(n: int, ops: Ops, f: Fields) -> None:
         load(pending)
         load(gen)
         store(is_lazy, 0)
+        smp_mb()
         load(gen)
         load(tlb_gen)
         load(gen)
@@ -152,6 +153,7 @@ def minimal_shootdown(n: int, ops: Ops, f: Fields) -> None:
         load(pending)
         load(gen)
         store(is_lazy, 0)
+        smp_mb()
         load(gen)
         load(tlb_gen)
         smp_mb()
@@ -168,13 +170,14 @@ def minimal_hazard(n: int, ops: Ops, f: Fields) -> None:
         load(pending)
         load(gen)
         store(is_lazy, 0)
+        smp_mb()
         load(gen)
         load(tlb_gen)
         store(hazard, 0)
 
 
 def minimal_lazy_mm(n: int, ops: Ops, f: Fields) -> None:
-    load, store, _, _, _ = ops
+    load, store, _, _, smp_mb = ops
     pending, is_lazy, lazy_mm, to_drop, gen, tlb_gen, mm = (
         f.ipi_pending, f.is_lazy, f.lazy_mm, f.mm_to_mmdrop, f.gen, f.tlb_gen, PROCESS_MM)
     for _ in range(n):
@@ -185,6 +188,7 @@ def minimal_lazy_mm(n: int, ops: Ops, f: Fields) -> None:
         load(pending)
         load(gen)
         store(is_lazy, 0)
+        smp_mb()
         load(gen)
         load(tlb_gen)
         store(lazy_mm, 0)
@@ -192,7 +196,7 @@ def minimal_lazy_mm(n: int, ops: Ops, f: Fields) -> None:
 
 
 def minimal_tlbstate(n: int, ops: Ops, f: Fields) -> None:
-    load, store, _, _, _ = ops
+    load, store, _, _, smp_mb = ops
     pending, is_lazy, gen, tlb_gen = f.ipi_pending, f.is_lazy, f.gen, f.tlb_gen
     for _ in range(n):
         load(pending)
@@ -200,6 +204,7 @@ def minimal_tlbstate(n: int, ops: Ops, f: Fields) -> None:
         load(pending)
         load(gen)
         store(is_lazy, 0)
+        smp_mb()
         load(gen)
         load(tlb_gen)
 

@@ -65,6 +65,9 @@ def switch_mm_irqs_off(cpu, prev: int, next: int) -> None:
         # Back to the mm we kept loaded while lazy: only catch a flush missed
         # while lazy (a user->user switch within one process skips even that).
         if was_lazy:
+            # The barrier pairs with a flush's tlb_gen increment: either the
+            # flusher sees is_lazy clear (and IPIs us), or we see its tlb_gen.
+            cpu.smp_mb()
             load = cpu.load
             slot = next & SLOT_MASK  # cpu.deref, inlined on the hot path
             if load(cpu.mm_gen[slot]) != next >> 32:

@@ -74,6 +74,7 @@ refcount(const struct fields *f, long n)
         sink += LOAD(ipi_pending);
         sink += LOAD(gen);
         STORE(is_lazy, 0);
+        SMP_MB();
         sink += LOAD(gen);
         sink += LOAD(tlb_gen);
         sink += LOAD(gen);
@@ -92,6 +93,7 @@ shootdown(const struct fields *f, long n)
         sink += LOAD(ipi_pending);
         sink += LOAD(gen);
         STORE(is_lazy, 0);
+        SMP_MB();
         sink += LOAD(gen);
         sink += LOAD(tlb_gen);
         SMP_MB();
@@ -111,6 +113,7 @@ hazard(const struct fields *f, long n)
         sink += LOAD(ipi_pending);
         sink += LOAD(gen);
         STORE(is_lazy, 0);
+        SMP_MB();
         sink += LOAD(gen);
         sink += LOAD(tlb_gen);
         STORE(hazard, 0);
@@ -130,6 +133,7 @@ lazy_mm(const struct fields *f, long n)
         sink += LOAD(ipi_pending);
         sink += LOAD(gen);
         STORE(is_lazy, 0);
+        SMP_MB();
         sink += LOAD(gen);
         sink += LOAD(tlb_gen);
         STORE(lazy_mm, 0);
@@ -148,6 +152,7 @@ tlbstate(const struct fields *f, long n)
         sink += LOAD(ipi_pending);
         sink += LOAD(gen);
         STORE(is_lazy, 0);
+        SMP_MB();
         sink += LOAD(gen);
         sink += LOAD(tlb_gen);
     }
