@@ -18,7 +18,7 @@ from percpu.workloads import WORKLOADS
 from percpu.workers.pool import MAX_CPUS, RunParams, run
 from percpu.state import SharedMemoryUnavailable
 from percpu.cli.render import render_run, verdict_line
-from percpu.cli.options import fault_list, writable_file
+from percpu.cli.options import fault_list, switch_cost_option, writable_file
 from percpu.cli.options import line_size as _line_size, positive_finite as _positive_finite
 from percpu.cli.bench import bench_command
 from percpu.cli.sweep import sweep_command
@@ -64,6 +64,7 @@ def run_command(
     fork_rate: float = typer.Option(
         200.0, callback=_positive_finite, help="fork-exit: processes forked per second per CPU."
     ),
+    switch_cost_ns: int = switch_cost_option(),
     line_size: int = typer.Option(128, callback=_line_size, help="Bytes per padded cache line."),
     layout: Layout = typer.Option("padded", help="padded: records on their own lines; packed: false sharing."),
     faults: str = typer.Option(
@@ -85,6 +86,7 @@ def run_command(
         cpumask=cpumask.value,
         tasks_per_cpu=tasks_per_cpu,
         fork_rate=fork_rate,
+        switch_cost_ns=switch_cost_ns,
         line_size=line_size,
         layout=layout.value,
         faults=faults,

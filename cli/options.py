@@ -8,6 +8,18 @@ import os
 import typer
 
 
+MAX_SWITCH_COST_NS = 1_000_000  # a switch that costs more than 1 ms is no model of a machine
+
+
+def switch_cost_option():
+    """--switch-cost-ns, shared by run and sweep."""
+    return typer.Option(
+        0, "--switch-cost-ns", min=0, max=MAX_SWITCH_COST_NS,
+        help="Modelled rest of each context switch, in ns spent busy (registers, scheduler, the pipe syscall): "
+             "sets the lazy-mm work's share of a switch, e.g. 3600 for a VM's user->user switch.",
+    )
+
+
 def positive_finite(value: float) -> float:
     if not math.isfinite(value) or value <= 0:
         raise typer.BadParameter(f"must be a positive finite number, not {value}")

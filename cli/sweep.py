@@ -23,7 +23,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from percpu.cli.options import parse_counts, positive_finite
+from percpu.cli.options import parse_counts, positive_finite, switch_cost_option
 from percpu.cli.scaling import (
     BASELINE,
     SWEEP_SCHEMA,
@@ -106,6 +106,7 @@ def sweep_command(
     tasks_per_cpu: str = typer.Option("1", help="Tasks per CPU, a list: 2 models two pairs per core."),
     repeat: int = typer.Option(3, min=1, help="Runs of each cell, interleaved; medians and spreads over them."),
     duration: float = typer.Option(2.0, callback=positive_finite, help="Seconds of measurement per run."),
+    switch_cost_ns: int = switch_cost_option(),
     out: str = typer.Option(None, help="Directory for runs and summary (new or empty). [default: sweep-W-TIME]"),
 ):
     """Scaling curves: the speedup of each strategy over refcount per CPU count, with plots."""
@@ -127,7 +128,7 @@ def sweep_command(
     started = _now()
     load_start = os.getloadavg()
     try:
-        docs, files = _run_matrix(matrix, workload, duration, repeat, out_dir, err)
+        docs, files = _run_matrix(matrix, workload, duration, switch_cost_ns, repeat, out_dir, err)
     except SharedMemoryUnavailable as exc:
         err.print(f"percpu: error: {exc}", markup=False, highlight=False)
         raise typer.Exit(2)
@@ -147,7 +148,8 @@ def sweep_command(
         "started": started,
         "finished": _now(),
         "parameters": {"strategies": strategy_list, "cpus": cpu_list, "workload": workload,
-                       "tasks_per_cpu": tasks_list, "repeat": repeat, "duration": duration},
+                       "tasks_per_cpu": tasks_list, "repeat": repeat, "duration": duration,
+                       "switch_cost_ns": switch_cost_ns},
         "machine": machine,
         "op": docs[0]["op"],
         "definitions": {
@@ -167,7 +169,7 @@ def sweep_command(
 
     out_console = output_console()
     for workload_name, tasks in table_groups(cells):
-        _print_table(out_console, cells, workload_name, tasks, repeat, machine)
+        _print_table(out_console, cells, workload_name, tasks, repeat, machine, switch_cost_ns)
     for line in warnings:
         err.print(line, markup=False, highlight=False, soft_wrap=True)
     out_console.print(f"wrote {out_dir}: {len(files)} runs in runs/, summary.json, summary.csv, table.md, "
@@ -180,7 +182,8 @@ class _Interrupted(Exception):
         self.finished = finished
 
 
-def _run_matrix(matrix, workload: str, duration: float, repeat: int, out_dir: str, err: Console):
+def _run_matrix(matrix, workload: str, duration: float, switch_cost_ns: int, repeat: int, out_dir: str,
+                err: Console):
     """Run every (repeat, tasks per CPU, CPUs, strategy) in order with a
     progress bar, writing each run's JSON as soon as it ends; returns the
     documents and their file names."""
@@ -206,7 +209,7 @@ def _run_matrix(matrix, workload: str, duration: float, repeat: int, out_dir: st
                                 description=f"{strategy} cpus={cpus} tasks/cpu={tasks} repeat {rep + 1}/{repeat}")
                 progress.refresh()
                 params = RunParams(strategy=strategy, workload=workload, cpus=cpus, duration=duration,
-                                   tasks_per_cpu=tasks)
+                                   tasks_per_cpu=tasks, switch_cost_ns=switch_cost_ns)
                 doc = run(params, progress=show_live_rate)
                 name = os.path.join("runs", f"{workload}-{strategy}-cpus{cpus}-tpc{tasks}-r{rep + 1}.json")
                 with open(os.path.join(out_dir, name), "w") as f:
@@ -250,9 +253,11 @@ def _write_summary(out_dir: str, summary: dict) -> None:
         f.write("".join(parts))
 
 
-def _print_table(console: Console, cells, workload: str, tasks: int, repeat: int, machine: dict) -> None:
+def _print_table(console: Console, cells, workload: str, tasks: int, repeat: int, machine: dict,
+                 switch_cost_ns: int) -> None:
     header, rows = speedup_table(cells, workload, tasks)
-    console.print(f"Speedup over {BASELINE}: {workload}, {tasks} task{'s' if tasks > 1 else ''} per CPU "
+    cost = f", switch cost {switch_cost_ns} ns" if switch_cost_ns else ""
+    console.print(f"Speedup over {BASELINE}: {workload}, {tasks} task{'s' if tasks > 1 else ''} per CPU{cost} "
                   f"(median of {repeat} repeat{'s' if repeat > 1 else ''} ± half the range)",
                   style="bold", markup=False, highlight=False, soft_wrap=True)
     table = Table()

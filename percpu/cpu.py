@@ -176,6 +176,7 @@ class CPU:
         "store",
         "strategy",
         "switches",
+        "switch_cost_ns",
         "teardown_hist",
         "switch_hist",
         "teardown_ns",
@@ -195,6 +196,7 @@ class CPU:
         coordinator_pid: int | None = None,
         ipi_timeout_s: float = 10.0,
         cpumask_clear_on_switch: bool = True,
+        switch_cost_ns: int = 0,
         faults: frozenset = frozenset(),
         seed: int = 0,
     ):
@@ -207,6 +209,9 @@ class CPU:
         self.ipi_timeout_ns = int(ipi_timeout_s * 1e9)
         # x86 before 6.13 clears the CPU's bit in prev's mm_cpumask on switch
         self.cpumask_clear_on_switch = cpumask_clear_on_switch
+        # the rest of a context switch (registers, scheduler, the workload's
+        # syscall), spent busy after each one: sets the lazy-mm work's share
+        self.switch_cost_ns = switch_cost_ns
 
         # Atomics, as attributes so that an interleaver can substitute them.
         self.load = _atomic.load_acquire
@@ -426,6 +431,13 @@ class CPU:
                     os.sched_yield()
             else:
                 self.cpu_relax()
+
+    @staticmethod
+    def spend(ns: int) -> None:
+        """Busy for `ns` (a modelled cost: the CPU does nothing else)."""
+        end = time.perf_counter_ns() + ns
+        while time.perf_counter_ns() < end:
+            pass
 
     def abort_run(self) -> None:
         self.store(self.a_abort_cpu, self.id + 1)

@@ -222,6 +222,7 @@ def run_quanta(cpu, workload, count: int) -> None:
     mmdrop_lazy_tlb = strategy.mmdrop_lazy_tlb
     finish_task_switch_hook = strategy.finish_task_switch
     trace_events = cpu.trace_events
+    switch_cost_ns = cpu.switch_cost_ns
     # counters kept in locals for the batch (attribute updates cost more
     # than the shared-memory operations they count); stored on the way out
     switches, lazy_switches, probes = cpu.switches, cpu.lazy_switches, cpu.probes
@@ -282,4 +283,6 @@ def run_quanta(cpu, workload, count: int) -> None:
             record(cpu.switch_hist, elapsed)
             cpu.timed_switches += 1
             cpu.timed_switch_ns += elapsed
+        if switch_cost_ns:  # the modelled rest of the switch, not part of the sample
+            cpu.spend(switch_cost_ns)
     cpu.switches, cpu.lazy_switches, cpu.probes = switches, lazy_switches, probes

@@ -64,6 +64,8 @@ def test_oversubscribed_run_says_so():
         (["--line-size", "100"], "power of two"),
         (["--line-size", "32"], "power of two"),
         (["--layout", "diagonal"], "padded"),
+        (["--switch-cost-ns", "-1"], "--switch-cost-ns"),
+        (["--switch-cost-ns", "1000001"], "--switch-cost-ns"),
         (["--no-such-option"], "no-such-option"),
     ],
 )

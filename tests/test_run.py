@@ -106,3 +106,15 @@ def test_counters_add_up():
     assert doc["rate"]["samples"] >= 1
     assert doc["rate"]["min_cpu_ops_per_s"] <= doc["rate"]["max_cpu_ops_per_s"]
     assert doc["ns_per_op"]["p50"] is not None
+
+
+def test_switch_cost_is_spent_on_every_switch_and_kept_out_of_the_switch_samples():
+    cost_ns, duration = 200_000, 0.5
+    doc = _run("tlbstate", "lazy-roundtrip", cpus=1, duration=duration, switch_cost_ns=cost_ns)
+    assert_safe_run(doc)
+    assert doc["parameters"]["switch_cost_ns"] == cost_ns
+    switches = doc["totals"]["switches"]
+    # Without the cost this is a million switches; with it, at most one per cost.
+    assert 0 < switches <= duration * 1e9 / cost_ns * 1.05
+    # The sampled switch is the lazy-mm work only: the cost comes after it.
+    assert doc["ns_per_switch"]["p50"] < cost_ns / 10

@@ -264,6 +264,7 @@ def test_ctrl_c_keeps_finished_runs_and_leaves_nothing(tmp_path):
         (["--cpus", "1", "--duration", "-1"], "positive"),
         (["--cpus", "1", "--duration", "nan"], "positive"),
         (["--cpus", "1", "--repeat", "0"], "--repeat"),
+        (["--cpus", "1", "--switch-cost-ns", "x"], "--switch-cost-ns"),
         (["--strategies", "all"], "Missing option '--cpus'"),
         (["--cpus", "1", "--out", "/proc/percpu-sweep"], "cannot write"),
     ],

@@ -49,6 +49,7 @@ class RunParams:
     tasks_per_cpu: int = 1
     fork_rate: float = 200.0
     cpumask: str = "eager"
+    switch_cost_ns: int = 0  # modelled rest of each context switch, spent busy (percpu.sched.run_quanta)
     faults: tuple[str, ...] = ()  # percpu.faults.FAULTS
     trace: bool = False  # record per-CPU events; the document gets a "trace" (Chrome JSON)
     kill_after_s: float = 0.0  # > 0: the coordinator SIGKILLs one worker then
@@ -86,6 +87,7 @@ def run(params: RunParams, progress=None) -> dict:
             coordinator_pid=os.getpid(),
             ipi_timeout_s=params.ipi_timeout_s,
             cpumask_clear_on_switch=params.cpumask == "eager",
+            switch_cost_ns=params.switch_cost_ns,
             faults=frozenset(params.faults),
             seed=params.seed,
             trace=params.trace,

@@ -43,6 +43,7 @@ class WorkerSetup:
     coordinator_pid: int
     ipi_timeout_s: float
     cpumask_clear_on_switch: bool
+    switch_cost_ns: int
     faults: frozenset
     seed: int
     trace: bool
@@ -62,6 +63,7 @@ def cpu_main(setup: WorkerSetup, cpu_id: int) -> int:
             coordinator_pid=setup.coordinator_pid,
             ipi_timeout_s=setup.ipi_timeout_s,
             cpumask_clear_on_switch=setup.cpumask_clear_on_switch,
+            switch_cost_ns=setup.switch_cost_ns,
             faults=setup.faults,
             seed=setup.seed,
         )
