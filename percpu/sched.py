@@ -1,5 +1,5 @@
-"""The scheduler's mm path (kernel/sched/core.c) and x86's lazy TLB state
-(arch/x86/mm/tlb.c), with the strategy's hooks where the kernel has them.
+"""The scheduler's mm path (kernel/sched/core.c), with the strategy's hooks
+where the kernel has them; x86's lazy TLB state is in percpu/tlb.py.
 
     context_switch(rq, prev, next):
       if next->mm == NULL:                        # to a kernel thread: lazy
@@ -21,11 +21,11 @@ from time import perf_counter_ns
 
 from percpu import trace
 from percpu.cpu import HOUSEKEEPING_EVERY, SWITCH_SAMPLE_EVERY, record
-from percpu.state import INIT_MM, LOADED_MM_SWITCHING, NULL, SLOT_MASK
+from percpu.state import INIT_MM, NULL, SLOT_MASK
+from percpu.tlb import enter_lazy_tlb, switch_mm_irqs_off
 from percpu.violations import site
 from percpu import mm as mmlib
 
-SITE_TLB_GEN = site("switch_mm_irqs_off: read next->context.tlb_gen")
 SITE_IDLE_PROBE = site("idle: lazy CPU walks loaded_mm's page tables")
 SITE_FINAL_PROBE = site("idle_task_exit: last walk of loaded_mm before going offline")
 
@@ -43,46 +43,6 @@ class Task:
         self.side = 0
         self.life = life  # quanta left, for short-lived threads
         self.dead = False
-
-
-# --- arch/x86/mm/tlb.c ---------------------------------------------------------
-def enter_lazy_tlb(cpu, mm: int) -> None:
-    if cpu.loaded_mm == INIT_MM:
-        return
-    cpu.is_lazy = 1  # cpu_tlbstate_shared.is_lazy (write-through mirror)
-    cpu.store(cpu.a_is_lazy, 1)
-
-
-def switch_mm_irqs_off(cpu, prev: int, next: int) -> None:
-    """x86: loaded_mm, is_lazy, mm_cpumask, tlb_gen. `prev` is unused, as on
-    x86: the CPU's own loaded_mm says what it really had."""
-    real_prev = cpu.loaded_mm
-    was_lazy = cpu.is_lazy
-    if was_lazy:
-        cpu.is_lazy = 0
-        cpu.store(cpu.a_is_lazy, 0)
-    if real_prev == next:
-        # Back to the mm we kept loaded while lazy: only catch a flush missed
-        # while lazy (a user->user switch within one process skips even that).
-        if was_lazy:
-            # The barrier pairs with a flush's tlb_gen increment: either the
-            # flusher sees is_lazy clear (and IPIs us), or we see its tlb_gen.
-            cpu.smp_mb()
-            load = cpu.load
-            slot = next & SLOT_MASK  # cpu.deref, inlined on the hot path
-            if load(cpu.mm_gen[slot]) != next >> 32:
-                cpu.use_after_free(next, SITE_TLB_GEN)
-            tlb_gen = load(cpu.mm_tlb_gen[slot])
-            if tlb_gen != cpu.loaded_tlb_gen:
-                cpu.loaded_tlb_gen = tlb_gen  # flush_tlb_local
-        return
-    cpu.set_loaded_mm(LOADED_MM_SWITCHING)
-    if real_prev != INIT_MM and cpu.cpumask_clear_on_switch:
-        mmlib.cpumask_clear_cpu(cpu, real_prev, cpu.id)
-    if next != INIT_MM:
-        mmlib.cpumask_set_cpu(cpu, next, cpu.id)
-        cpu.loaded_tlb_gen = cpu.load(cpu.mm_tlb_gen[cpu.deref(next, SITE_TLB_GEN)])
-    cpu.set_loaded_mm(next)  # load_new_mm_cr3
 
 
 # --- kernel/sched/core.c -------------------------------------------------------

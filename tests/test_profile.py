@@ -68,7 +68,7 @@ def test_tlbstate_profile_has_no_lazy_refcount(tmp_path):
     assert len(prof.worker_samples) == 2
     top = _top_functions(prof)
     assert not REFCOUNT_LAZY & top, prof.top(10)
-    assert ("switch_mm_irqs_off", os.path.join("percpu", "sched.py")) in top
+    assert ("switch_mm_irqs_off", os.path.join("percpu", "tlb.py")) in top
 
 
 def test_parse_keeps_the_coordinator_apart_and_counts_self_and_total(tmp_path):

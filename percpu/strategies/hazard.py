@@ -11,7 +11,7 @@ it to init_mm, and the freeing CPU spins until that slot no longer holds it.
 """
 import time
 
-from percpu.sched import switch_mm_irqs_off
+from percpu.tlb import switch_mm_irqs_off
 from percpu.smp import ipi_function, smp_call_function_single
 from percpu.state import INIT_MM, NULL
 from percpu.strategies.base import Strategy

@@ -8,7 +8,7 @@ task still borrows the mm to init_mm; the freeing CPU waits for all of them.
 Safe only if mm_cpumask covers every lazy CPU.
 """
 from percpu.mm import mm_cpumask_cpus
-from percpu.sched import switch_mm_irqs_off
+from percpu.tlb import switch_mm_irqs_off
 from percpu.smp import ipi_function, on_each_cpu_mask
 from percpu.state import INIT_MM
 from percpu.strategies.base import Strategy
