@@ -54,11 +54,15 @@ def explore_command(
     strategy: str = typer.Option(None, callback=_strategy, help="Strategy to explore (see percpu run)."),
     cpus: int = typer.Option(2, min=2, max=4, help="Emulated CPUs (threads, one running at a time)."),
     scenario: str = typer.Option(None, callback=_scenario,
-                                 help="exit-race, fork-exit or double-teardown."),
+                                 help="exit-race, fork-exit, double-teardown, munmap-race, or hazptr-try-protect "
+                                      "(hazard strategies: a --tso demonstration)."),
     bound: int = typer.Option(2, min=0, max=10, help="Preemption bound for the exhaustive search."),
     max_schedules: int = typer.Option(20000, min=1, help="Stop after this many schedules."),
     seed: int = typer.Option(None, min=0, help="Random schedules (seeded) instead of the exhaustive search."),
     tso: bool = typer.Option(False, "--tso", help="x86-TSO store buffers: stores become visible later."),
+    drop_barrier: str = typer.Option("", "--drop-barrier", metavar="FUNCTION",
+                                     help="Remove the smp_mb() calls made by this kernel function "
+                                          "(e.g. switch_mm_irqs_off, mmgrab_lazy_tlb): is that barrier needed?"),
     out: str = typer.Option(None, callback=writable_file,
                             help="Where to write a violating schedule (default explore-<strategy>-<scenario>-cpus<N>.json)."),
     replay: str = typer.Option(None, callback=_readable, help="Replay a schedule file written by explore."),
@@ -76,7 +80,7 @@ def explore_command(
         _strategy(cfg.strategy)
         result = replay_schedule(cfg, doc["choices"])
         names = _names(cfg, make_state, address_names)
-        _say(f"replay {replay}: strategy={cfg.strategy} scenario={cfg.scenario} cpus={cfg.cpus} tso={cfg.tso}")
+        _say(f"replay {replay}: {_describe(cfg)}")
         if result.outcome != "violation":
             _say(f"no violation: the schedule ran {len(result.steps)} steps cleanly")
             raise typer.Exit(0)
@@ -87,7 +91,11 @@ def explore_command(
 
     if strategy is None or scenario is None:
         raise typer.BadParameter("--strategy and --scenario are required (or --replay FILE)")
-    cfg = Config(strategy, scenario, cpus, tso=tso)
+    from percpu.explore import SCENARIOS
+
+    if not SCENARIOS[scenario].applies_to(strategy):
+        raise typer.BadParameter(f"scenario {scenario!r} is written for the hazard strategies, not {strategy!r}")
+    cfg = Config(strategy, scenario, cpus, tso=tso, drop_barrier=drop_barrier)
     if seed is None:
         report = explore(cfg, bound=bound, max_schedules=max_schedules)
         how = (f"exhaustive up to {report.bound} preemption{'s' * (report.bound != 1)}"
@@ -95,7 +103,10 @@ def explore_command(
     else:
         report = explore_random(cfg, max_schedules, seed=seed)
         how = f"{max_schedules} random schedules, seed {seed}"
-    _say(f"explored strategy={strategy} scenario={scenario} cpus={cpus} tso={tso}: {how}")
+    if drop_barrier and not report.barriers_dropped:
+        raise typer.BadParameter(f"no smp_mb() called by {drop_barrier!r} ran in scenario {scenario!r}",
+                                 param_hint="'--drop-barrier'")
+    _say(f"explored {_describe(cfg)}: {how}")
     _say(f"schedules: {report.schedules} ({report.complete} run to the end, {report.pruned} cut at a known state); "
          f"distinct states: {report.states}; time: {report.seconds:.1f} s; "
          f"violating schedules: {report.violating_schedules}")
@@ -104,12 +115,18 @@ def explore_command(
         raise typer.Exit(0)
     names = _names(cfg, make_state, address_names)
     _print_violation(report.best, cfg, names)
-    path = out or f"explore-{strategy}-{scenario}-cpus{cpus}{'-tso' if tso else ''}.json"
+    path = out or (f"explore-{strategy}-{scenario}-cpus{cpus}{'-tso' if tso else ''}"
+                   f"{'-no-mb-' + drop_barrier if drop_barrier else ''}.json")
     with open(path, "w") as f:
         json.dump(schedule_document(report.best, cfg, report), f, indent=1)
         f.write("\n")
     _say(f"schedule written to {path}; reproduce it with: percpu explore --replay {path}")
     raise typer.Exit(1)
+
+
+def _describe(cfg) -> str:
+    dropped = f" drop-barrier={cfg.drop_barrier}" if cfg.drop_barrier else ""
+    return f"strategy={cfg.strategy} scenario={cfg.scenario} cpus={cfg.cpus} tso={cfg.tso}{dropped}"
 
 
 def _names(cfg, make_state, address_names):

@@ -62,6 +62,8 @@ from percpu.smp import smp_call_function_single
 from percpu.state import INIT_MM, LOADED_MM_SWITCHING, NULL, SharedState
 from percpu.strategies import STRATEGIES
 from percpu.strategies.hazard import Hazard
+from percpu.tlb import flush_tlb_mm_range
+from percpu.violations import STALE_TLB, site
 from percpu.workers.pool import _boot_init_mm
 from percpu.workloads import wake_up_new_task
 
@@ -69,30 +71,13 @@ FORMAT = "percpu.explore/1"
 RMW_OPS = ("fetch_add", "add_return", "dec_and_test", "xchg", "cmpxchg")
 
 
-class HazardNoMb(Hazard):
-    """hazard without the full barrier after the hazard-slot store."""
-
-    name = "hazard-nomb"
-
-    def mmgrab_lazy_tlb(self, cpu, mm):
-        cpu.store(cpu.a_hazard, mm)
-
-
-# Strategies the explorer knows beyond the registry (tests may add more to
-# percpu.strategies.STRATEGIES; they are looked up there first).
-EXPLORER_STRATEGIES = {HazardNoMb.name: HazardNoMb}
-
-
+# (tests add broken variants to STRATEGIES: look it up at call time)
 def strategy_class(name: str):
-    if name in STRATEGIES:
-        return STRATEGIES[name]
-    if name in EXPLORER_STRATEGIES:
-        return EXPLORER_STRATEGIES[name]
-    raise KeyError(name)
+    return STRATEGIES[name]
 
 
 def strategy_names() -> list[str]:
-    return [*STRATEGIES, *(n for n in EXPLORER_STRATEGIES if n not in STRATEGIES)]
+    return list(STRATEGIES)
 
 
 class _Stop(BaseException):
@@ -169,10 +154,17 @@ class Scenario:
     name: str
     help: str
     processes: int  # mms booted before the CPUs start (slots 1..)
+    needs: type | None = None  # the strategy class it is written for (None: any)
 
     def setup(self, state, ncpus):
         """Boot the processes; return each CPU's (tasks, script words)."""
         raise NotImplementedError
+
+    def script(self, state, words):
+        return Script(words)
+
+    def applies_to(self, strategy: str) -> bool:
+        return self.needs is None or issubclass(strategy_class(strategy), self.needs)
 
 
 class ExitRace(Scenario):
@@ -205,6 +197,108 @@ class DoubleTeardown(Scenario):
         return per_cpu
 
 
+SITE_STALE_TLB = site("user quantum: runs the mm's user code with its TLB older than a completed flush")
+
+
+class MunmapScript(Script):
+    """Adds `munmap` (a user quantum: flush_tlb_mm_range of the task's mm,
+    freeing pages but no page tables) and the check that makes it matter:
+    once a flush has returned, the pages may be reused, so no CPU may run
+    that mm's user code with an older TLB. The checker's record of completed
+    flushes is Python state of the explorer (a function of the flushing
+    CPU's history, so the state fingerprint covers it)."""
+
+    def run_task(self, cpu, task):
+        completed = cpu.explorer.flushed_tlb_gen
+        if cpu.loaded_tlb_gen < completed.get(task.mm, 0):
+            cpu.violation(STALE_TLB, task.mm, cpu.loaded_tlb_gen, SITE_STALE_TLB)
+        if self.words[:1] != ["munmap"]:
+            return super().run_task(cpu, task)
+        self.words.pop(0)
+        cpu.ops += 1
+        completed[task.mm] = flush_tlb_mm_range(cpu, task.mm)
+        return task
+
+
+class MunmapRace(Scenario):
+    """CPU 0's thread unmaps pages of the process (a flush that skips lazy
+    CPUs) while the others' threads go lazy and come back to the same mm:
+    x86's switch_mm_irqs_off must either be seen non-lazy by the flush (and
+    get its IPI) or see the new tlb_gen (the smp_mb between the two)."""
+
+    def setup(self, state, n):
+        mm = boot_mm(state, 1, users=n)
+        per_cpu = [([Task(n, "thread0", mm, 0)], ["wake", "munmap", "exit"])]
+        for c in range(1, n):
+            per_cpu.append(([Task(n + c, f"thread{c}", mm, c)],
+                            ["wake", "sleep", "idle", "wake", "sleep", "wake", "exit", "idle"]))
+        return per_cpu
+
+    def script(self, state, words):
+        return MunmapScript(words)
+
+
+# --- a demonstration of the memory model, not of the lazy-TLB protocol ---------
+SITE_HP_READER = site("hazptr_load_try_protect reader: use of the protected mm")
+
+
+def hazptr_load_try_protect(cpu, a_src: int) -> int:
+    """The RFC's generic reader: load the source pointer, publish it in this
+    CPU's hazard slot (the strategy's slot store and its smp_mb, which
+    --drop-barrier mmgrab_lazy_tlb removes), load the source again and back off if it
+    changed. Without the barrier x86 lets the second load pass the slot
+    store: it can still see the pointer while the slot is in the store
+    buffer, when a reclaimer may clear the source and scan past the slot."""
+    mm = cpu.load(a_src)
+    if mm == NULL:
+        return NULL
+    cpu.strategy.mmgrab_lazy_tlb(cpu, mm)
+    if cpu.load(a_src) != mm:
+        cpu.strategy.mmdrop_lazy_tlb(cpu, mm)
+        return NULL
+    return mm
+
+
+class HazptrScript(Script):
+    """The exiting task clears its task_struct's mm (the source a reader
+    loads) before do_exit; an idle quantum `peek` reads that task's mm with
+    hazptr_load_try_protect, uses it (a generation-checked dereference) and
+    clears its slot."""
+
+    def __init__(self, words, a_src: int):
+        super().__init__(words)
+        self.a_src = a_src
+
+    def run_task(self, cpu, task):
+        if self.words[:1] == ["exit"]:
+            cpu.store(self.a_src, NULL)  # exit_mm: current->mm = NULL, then mmput
+        return super().run_task(cpu, task)
+
+    def wakeup(self, cpu):
+        if self.words[:1] != ["peek"]:
+            return super().wakeup(cpu)
+        self.words.pop(0)
+        mm = hazptr_load_try_protect(cpu, self.a_src)
+        if mm != NULL:
+            cpu.deref(mm, SITE_HP_READER)
+            cpu.strategy.mmdrop_lazy_tlb(cpu, mm)
+        return cpu.idle
+
+
+class HazptrTryProtect(Scenario):
+    """CPU 1 runs the only thread of a process and exits: the mm's teardown
+    is the reclaimer (__mmdrop -> hp_scan, then free). CPU 0 reads that
+    task's mm with hazptr_load_try_protect while it exits."""
+
+    def setup(self, state, n):
+        mm = boot_mm(state, 1, users=1)
+        state.field(state.task, "mm")[n] = mm
+        return [([], ["peek"]), ([Task(n, "thread1", mm, 1)], ["wake", "exit"])] + [([], ["idle"])] * (n - 2)
+
+    def script(self, state, words):
+        return HazptrScript(words, state.addr(state.task, state.ncpus, "mm"))
+
+
 SCENARIOS = {
     s.name: s
     for s in (
@@ -215,8 +309,16 @@ SCENARIOS = {
                  "every thread runs and exits, its CPU going idle lazily while the last one tears down", 0),
         DoubleTeardown("double-teardown", "CPU 0 runs a thread of process A then one of B, each the last to exit "
                        "(two teardowns in a row) while CPU 1, whose threads of A and B exit first, goes idle", 2),
+        MunmapRace("munmap-race", "CPU 0's thread unmaps pages (flush_tlb_mm_range: lazy CPUs skipped) while "
+                   "the other CPUs' threads of the process go lazy and come back; a CPU that runs user code "
+                   "with a TLB older than the completed flush is a stale-tlb violation", 1),
+        HazptrTryProtect("hazptr-try-protect", "(hazard strategies; a demonstration of --tso, not of the lazy-TLB "
+                         "protocol) CPU 0 reads the mm of CPU 1's exiting task with the RFC's generic "
+                         "hazptr_load_try_protect while CPU 1 tears it down", 1, Hazard),
     )
 }
+# The lazy-TLB scenarios, which every strategy runs.
+LAZY_TLB_SCENARIOS = [name for name, s in SCENARIOS.items() if s.needs is None]
 
 
 # --- the scheduler ------------------------------------------------------------
@@ -241,6 +343,7 @@ class Result:
     steps: list
     violations: list = field(default_factory=list)
     preemptions: int = 0
+    barriers_dropped: int = 0
 
 
 class ExplorerCPU(CPU):
@@ -249,24 +352,23 @@ class ExplorerCPU(CPU):
     __slots__ = ("explorer",)
 
     def spin_until(self, done, timeout_ns: int = 0, timeout_site: int = 0, target: int = -1) -> None:
-        x = self.explorer
-        while True:
-            epoch = x.write_epoch
-            if done():
-                return
-            self.interrupt_point()
-            x.block(self.id, epoch)
+        self._wait(done, None)
 
     def idle_until(self, done, site: int) -> None:
+        self._wait(done, site)
+
+    def _wait(self, done, probe_site) -> None:
         x = self.explorer
         while True:
-            epoch = x.write_epoch
+            epoch, history, ipi_seen = x.write_epoch, x.history[self.id], self.ipi_seen
             if done():
                 return
             self.interrupt_point()
-            if self.is_lazy:
-                self.probe(site)
-            x.block(self.id, epoch)
+            if probe_site is not None and self.is_lazy:
+                self.probe(probe_site)
+            # a failed try that took no IPI left this CPU as it was (a probe
+            # that finds a violation ends the schedule): forget its loads
+            x.block(self.id, epoch, history if self.ipi_seen == ipi_seen else None)
 
     def heartbeat(self) -> None:
         pass
@@ -321,6 +423,8 @@ class Run:
         self.observed_lo, self.observed_hi = state.base + lo, state.base + hi
         self.mem_lo, self.mem_hi = lo, hi
         self.unobserved = {self.a_violations}
+        self.flushed_tlb_gen: dict = {}  # the checker's: per mm, the newest completed flush (MunmapScript)
+        self.barriers_dropped = 0
 
     # -- choices ---------------------------------------------------------------
     def enabled(self):
@@ -439,9 +543,11 @@ class Run:
             self.switch_to(c, None)
         self.switch_to(c, self.decide())
 
-    def block(self, c, epoch):
+    def block(self, c, epoch, history=None):
         if self.stopped:
             raise _Stop()
+        if history is not None:
+            self.history[c] = history
         self.status[c] = BLOCKED
         self.block_epoch[c] = epoch
         self.switch_to(c, self.decide())
@@ -453,7 +559,7 @@ class Run:
 
     # -- wrappers -------------------------------------------------------------
     def wrap(self, cpu):
-        c, tso, buffers = cpu.id, self.cfg.tso, self.buffers
+        c, tso, buffers, drop = cpu.id, self.cfg.tso, self.buffers, self.cfg.drop_barrier
         lo, hi, unobserved = self.observed_lo, self.observed_hi, self.unobserved
         run = self
 
@@ -502,6 +608,9 @@ class Run:
             return atomic
 
         def smp_mb():
+            if drop and sys._getframe(1).f_code.co_name == drop:
+                run.barriers_dropped += 1  # as if the line were not there: not even a scheduling point
+                return
             run.point(c)
             drained = run._drain(c) if tso else 0
             run.record(c, "smp_mb" if not drained else f"smp_mb (drains {drained})", 0, (), None)
@@ -565,7 +674,7 @@ class Run:
             boot_idle(cpu, Task(c, f"swapper/{c}", NULL, c))
             cpu.store(cpu.a_online, 1)
             tasks, words = per_cpu[c]
-            Script(words).attach(cpu, tasks)
+            scenario.script(state, words).attach(cpu, tasks)
             self.wrap(cpu)
             cpus.append(cpu)
         self.crash = None
@@ -590,7 +699,7 @@ class Run:
         elif self.outcome == "pruned":
             violations = []
         return Result(self.outcome, [d[2] for d in self.decisions], self.decisions, self.steps, violations,
-                      self.preemptions)
+                      self.preemptions, self.barriers_dropped)
 
 
 def _barrier(cpu, a_count, n):
@@ -612,6 +721,7 @@ class Config:
     tso: bool = False
     cpumask: str = "eager"
     max_steps: int = 5000
+    drop_barrier: str = ""  # a kernel function whose smp_mb() calls are removed
 
 
 def make_state(cfg: Config) -> SharedState:
@@ -631,6 +741,7 @@ class Report:
     seconds: float = 0.0
     exhausted: bool = False  # every schedule within the bound was explored
     violating_schedules: int = 0
+    barriers_dropped: int = 0  # smp_mb() calls removed by Config.drop_barrier, over all schedules
     best: Result | None = None
 
 
@@ -676,6 +787,7 @@ def explore(cfg: Config, bound: int = 2, max_schedules: int = 20000, progress=No
                     return report
                 result = Run(cfg, state, prefix, visited=visited, bound=b, fingerprints=fingerprints).execute()
                 report.schedules += 1
+                report.barriers_dropped += result.barriers_dropped
                 if result.outcome == "pruned":
                     report.pruned += 1
                 else:
@@ -724,6 +836,7 @@ def explore_random(cfg: Config, schedules: int, seed: int = 1, switch_probabilit
         for _ in range(schedules):
             result = Run(cfg, state, [], chooser=chooser, fingerprints=fingerprints).execute()
             report.schedules += 1
+            report.barriers_dropped += result.barriers_dropped
             report.complete += 1
             if result.outcome == "violation":
                 report.violating_schedules += 1
@@ -761,6 +874,8 @@ def address_names(state: SharedState) -> dict[int, str]:
         for snd in range(n):
             for f in state.ipi.offsets:
                 names[state.addr(state.ipi, tgt * n + snd, f)] = f"csd[{snd}->{tgt}].{f}"
+    for t in range(state.task.count):
+        names[state.addr(state.task, t, "mm")] = f"task{t}.mm"
     for f in state.control.offsets:
         names[state.addr(state.control, 0, f)] = f"control.{f}"
     return names
@@ -769,7 +884,7 @@ def address_names(state: SharedState) -> dict[int, str]:
 def value_name(value, field: str = "") -> str:
     if isinstance(value, bool) or value is None:
         return str(value)
-    if field.endswith(("loaded_mm", "hazard", "lazy_mm", "mm_to_mmdrop")) and value in (NULL, LOADED_MM_SWITCHING):
+    if field.endswith(("loaded_mm", "hazard", "lazy_mm", "mm_to_mmdrop", ".mm")) and value in (NULL, LOADED_MM_SWITCHING):
         return "NULL" if value == NULL else "LOADED_MM_SWITCHING"
     if value == INIT_MM:
         return "init_mm"
@@ -821,6 +936,7 @@ def schedule_document(result: Result, cfg: Config, report: Report | None = None)
         "tso": cfg.tso,
         "cpumask": cfg.cpumask,
         "max_steps": cfg.max_steps,
+        "drop_barrier": cfg.drop_barrier,
         "choices": result.choices,
         "preemptions": result.preemptions,
         "steps": len(result.steps),
@@ -837,5 +953,6 @@ def load_schedule(path: str) -> tuple[Config, list]:
     if doc.get("format") != FORMAT:
         raise ValueError(f"{path}: not a {FORMAT} schedule")
     cfg = Config(doc["strategy"], doc["scenario"], doc["cpus"], tso=doc.get("tso", False),
-                 cpumask=doc.get("cpumask", "eager"), max_steps=doc.get("max_steps", 5000))
+                 cpumask=doc.get("cpumask", "eager"), max_steps=doc.get("max_steps", 5000),
+                 drop_barrier=doc.get("drop_barrier", ""))
     return cfg, doc

@@ -12,6 +12,7 @@ REFCOUNT_UNDERFLOW = 3  # mm_users or mm_count went below zero
 IPI_TIMEOUT = 4  # a synchronous IPI was not acknowledged (the CSD-lock warning)
 LEAKED_MM = 5  # found by the end-of-run check: an mm never freed
 BAD_END_STATE = 6  # found by the end-of-run check: counts or pointers left behind
+STALE_TLB = 7  # a CPU ran an mm's user code with a TLB older than a completed flush
 
 KIND_NAMES = {
     USE_AFTER_FREE: "use-after-free",
@@ -20,6 +21,7 @@ KIND_NAMES = {
     IPI_TIMEOUT: "ipi-timeout",
     LEAKED_MM: "leaked-mm",
     BAD_END_STATE: "bad-end-state",
+    STALE_TLB: "stale-tlb",
 }
 
 _SITES: list[str] = ["?"]

@@ -9,8 +9,10 @@ import pytest
 from broken_strategies import BROKEN, BROKEN_VARIANT
 from conftest import percpu_cli
 from percpu import strategies
-from percpu.explore import SCENARIOS, Config, explore, explore_random, load_schedule, replay
+import percpu.explore as ex
+from percpu.explore import LAZY_TLB_SCENARIOS, Config, Run, explore, explore_random, load_schedule, replay
 from percpu.strategies import SAFE_STRATEGIES
+from percpu.violations import site_name
 
 DATA = os.path.join(os.path.dirname(__file__), "data", "explore")
 SCHEDULES = sorted(glob.glob(os.path.join(DATA, "*.json")))
@@ -21,12 +23,10 @@ def broken_registered(monkeypatch):
     registry = dict(strategies.STRATEGIES)
     registry.update({b.name: b for b in BROKEN})
     monkeypatch.setattr(strategies, "STRATEGIES", registry)
-    import percpu.explore as ex
-
     monkeypatch.setattr(ex, "STRATEGIES", registry)
 
 
-@pytest.mark.parametrize("scenario", sorted(SCENARIOS))
+@pytest.mark.parametrize("scenario", LAZY_TLB_SCENARIOS)
 @pytest.mark.parametrize("strategy", SAFE_STRATEGIES)
 def test_safe_strategy_has_no_violation_up_to_one_preemption(strategy, scenario):
     report = explore(Config(strategy, scenario, 2), bound=1, max_schedules=5000)
@@ -35,17 +35,18 @@ def test_safe_strategy_has_no_violation_up_to_one_preemption(strategy, scenario)
     assert report.complete > 1 and report.states > report.complete  # it did explore
 
 
-@pytest.mark.parametrize("scenario", sorted(SCENARIOS))
+@pytest.mark.parametrize("cpus", [2, 3])
+@pytest.mark.parametrize("scenario", LAZY_TLB_SCENARIOS)
 @pytest.mark.parametrize("strategy", ["unsafe", *(b.name for b in BROKEN)])
-def test_explorer_finds_every_broken_strategy(strategy, scenario):
-    report = explore(Config(strategy, scenario, 2), bound=1, max_schedules=2000)
+def test_explorer_finds_every_broken_strategy(strategy, scenario, cpus):
+    report = explore(Config(strategy, scenario, cpus), bound=1, max_schedules=2000)
     assert report.best is not None, f"{strategy} not caught in {scenario}"
     kinds = {v["kind"] for v in report.best.violations}
     expected = {"bad-end-state", "leaked-mm"} if strategy == "broken-refcount-leaky" else {
         "freed-while-loaded", "use-after-free"}
     assert kinds & expected, kinds
     # the reported schedule replays to the same violation
-    again = replay(Config(strategy, scenario, 2), report.best.choices)
+    again = replay(Config(strategy, scenario, cpus), report.best.choices)
     assert again.outcome == "violation"
     assert [s.op for s in again.steps] == [s.op for s in report.best.steps]
 
@@ -99,20 +100,94 @@ def test_state_caching_keeps_the_verdicts():
 
 
 def test_tso_store_buffer_delays_stores_and_atomics_drain_it():
-    result = replay(Config("hazard-nomb", "exit-race", 2, tso=True), [])
+    result = replay(Config("hazard", "exit-race", 2, tso=True, drop_barrier="mmgrab_lazy_tlb"), [])
     ops = [s.op for s in result.steps]
     assert "flush" in ops or any("drains" in op for op in ops)
     # a store sits in the buffer: its own later load sees it before memory does
     assert any("drains" in op for op in ops)
 
 
-@pytest.mark.parametrize("strategy", ["hazard", "hazard-nomb"])
-def test_hazard_under_tso_up_to_one_preemption(strategy):
+@pytest.mark.parametrize("scenario", LAZY_TLB_SCENARIOS)
+@pytest.mark.parametrize("drop_barrier", ["", "mmgrab_lazy_tlb"])
+def test_hazard_under_tso_up_to_one_preemption(drop_barrier, scenario):
     """In this emulator's protocol every lazy CPU drops its last reference
     with a locked atomic (mmput's add_return), which drains the store buffer:
     the hazard slot is visible to hp_scan with or without the smp_mb (see
     the README)."""
-    report = explore(Config(strategy, "exit-race", 2, tso=True), bound=1, max_schedules=5000)
+    report = explore(Config("hazard", scenario, 2, tso=True, drop_barrier=drop_barrier), bound=1, max_schedules=5000)
+    assert report.exhausted and report.best is None
+    assert bool(report.barriers_dropped) == bool(drop_barrier)
+
+
+def test_tso_catches_a_missing_store_load_barrier():
+    """The RFC's generic hazptr_load_try_protect without its smp_mb: under
+    TSO the reader's second load of the source passes its slot store, the
+    teardown's hp_scan misses the slot and frees the mm the reader uses."""
+    cfg = Config("hazard", "hazptr-try-protect", 2, tso=True, drop_barrier="mmgrab_lazy_tlb")
+    report = explore(cfg, bound=2)
+    assert report.best is not None and report.best.preemptions == 1
+    v = report.best.violations[0]
+    assert v["kind"] == "use-after-free" and v["site"] == site_name(ex.SITE_HP_READER)
+    again = replay(cfg, report.best.choices)
+    assert again.outcome == "violation"
+    assert [(s.actor, s.op, s.args, s.result) for s in again.steps] == [
+        (s.actor, s.op, s.args, s.result) for s in report.best.steps]
+    # the slot store was still buffered when the teardown scanned past it
+    ops = [(s.actor, s.op, s.where) for s in again.steps]
+    scan = max(i for i, (a, op, where) in enumerate(ops) if a == 1 and where.endswith("hp_scan"))
+    assert any(op == "store" and "mmgrab_lazy_tlb" in where for a, op, where in ops[:scan] if a == 0)
+    assert not any(a == 0 and ("flush" in op or "drains" in op) for a, op, where in ops[:scan])
+
+
+@pytest.mark.parametrize("drop_barrier,tso", [("mmgrab_lazy_tlb", False), ("", True)])
+def test_store_load_barrier_is_what_matters(drop_barrier, tso):
+    """Without store buffers (sequential consistency) the barrier-less reader
+    is safe, and with the barrier it is safe under TSO, at the same bound."""
+    report = explore(Config("hazard", "hazptr-try-protect", 2, tso=tso, drop_barrier=drop_barrier), bound=2)
+    assert report.exhausted and report.best is None and report.complete > 1
+
+
+def test_violation_needing_a_preemption_found_at_3_cpus():
+    cfg = Config("hazard", "hazptr-try-protect", 3, tso=True, drop_barrier="mmgrab_lazy_tlb")
+    report = explore(cfg, bound=1)
+    assert report.best is not None and report.best.preemptions == 1
+    assert report.best.violations[0]["kind"] == "use-after-free"
+    assert replay(cfg, report.best.choices).outcome == "violation"
+
+
+def _memory_states(monkeypatch, cfg, bound, forget):
+    """Shared memory, store buffers and each CPU's status at every decision
+    point the search reaches (no per-CPU history)."""
+    seen = set()
+
+    def record(run):
+        seen.add((bytes(run.state._map[run.mem_lo:run.mem_hi]), tuple(map(tuple, run.buffers)), tuple(run.status)))
+        return _FINGERPRINT(run)
+
+    monkeypatch.setattr(Run, "fingerprint", record)
+    monkeypatch.setattr(Run, "block", _BLOCK if forget else lambda run, c, epoch, history=None: _BLOCK(run, c, epoch))
+    report = explore(cfg, bound=bound)
+    assert report.exhausted and report.best is None
+    return seen, report
+
+
+_FINGERPRINT, _BLOCK = Run.fingerprint, Run.block
+
+
+@pytest.mark.parametrize("cfg,bound", [(Config("hazard", "exit-race", 2), 1), (Config("refcount", "exit-race", 3), 0),
+                                       (Config("hazard", "hazptr-try-protect", 2, tso=True), 1)])
+def test_forgetting_failed_waits_reaches_the_same_states(monkeypatch, cfg, bound):
+    """A failed try of a wait leaves its CPU as it was, so the search drops
+    its loads from the fingerprint: it must reach exactly the memory states
+    the search that keeps them reaches, with fewer distinct fingerprints."""
+    full, slow = _memory_states(monkeypatch, cfg, bound, forget=False)
+    reduced, fast = _memory_states(monkeypatch, cfg, bound, forget=True)
+    assert reduced == full
+    assert fast.states < slow.states and fast.schedules <= slow.schedules
+
+
+def test_three_cpus_exhaust_one_preemption():
+    report = explore(Config("refcount", "exit-race", 3), bound=1, max_schedules=5000)
     assert report.exhausted and report.best is None
 
 
@@ -138,8 +213,49 @@ def test_cli_safe_and_bad_input():
 
 @pytest.mark.stress
 @pytest.mark.parametrize("cpus,bound", [(2, 2), (3, 1)])
-@pytest.mark.parametrize("scenario", sorted(SCENARIOS))
+@pytest.mark.parametrize("scenario", LAZY_TLB_SCENARIOS)
 @pytest.mark.parametrize("strategy", SAFE_STRATEGIES)
 def test_safe_strategy_deeper(strategy, scenario, cpus, bound):
     report = explore(Config(strategy, scenario, cpus), bound=bound, max_schedules=100000)
+    assert report.exhausted
     assert report.best is None, report.best.violations
+
+
+def test_tso_catches_x86_lazy_return_without_its_smp_mb():
+    """switch_mm_irqs_off's smp_mb orders the is_lazy clear before the
+    tlb_gen read. Without it TSO lets the clear sit in the store buffer
+    while the CPU reads the old tlb_gen and flush_tlb_mm_range, reading the
+    CPU as still lazy, skips it: the CPU then runs user code with a TLB
+    older than a flush that has returned."""
+    cfg = Config("refcount", "munmap-race", 2, tso=True, drop_barrier="switch_mm_irqs_off")
+    report = explore(cfg, bound=2)
+    assert report.barriers_dropped > 0
+    assert report.best is not None and report.best.preemptions == 2
+    assert [v["kind"] for v in report.best.violations] == ["stale-tlb"]
+    steps = report.best.steps
+    cleared = max(i for i, s in enumerate(steps) if s.actor == 1 and s.op == "store" and s.args == (0,)
+                  and s.where.endswith("switch_mm_irqs_off"))
+    skipped = next(i for i, s in enumerate(steps) if s.actor == 0 and s.where.endswith("should_flush_tlb")
+                   and s.op == "load" and s.result == 1)
+    # the flusher read is_lazy = 1 after the CPU had stored 0: still in its buffer
+    assert cleared < skipped
+    assert not any(s.actor == 1 and ("flush" in s.op or "drains" in s.op) for s in steps[cleared:skipped])
+
+
+def test_lazy_return_barrier_matters_only_with_store_buffers():
+    """Sequentially consistent memory needs no barrier there: safe at the bound TSO needs."""
+    report = explore(Config("refcount", "munmap-race", 2, drop_barrier="switch_mm_irqs_off"), bound=2)
+    assert report.barriers_dropped > 0
+    assert report.exhausted and report.best is None
+
+
+@pytest.mark.stress
+def test_lazy_return_with_its_smp_mb_is_safe_under_tso():
+    report = explore(Config("refcount", "munmap-race", 2, tso=True), bound=2, max_schedules=100000)
+    assert report.exhausted and report.best is None
+
+
+def test_cli_drop_barrier_must_name_a_barrier_that_runs():
+    bad = percpu_cli("explore", "--strategy", "refcount", "--scenario", "exit-race", "--bound", "0",
+                     "--drop-barrier", "no_such_function")
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "no_such_function" in bad.stderr, bad.stderr
