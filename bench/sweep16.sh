@@ -9,8 +9,10 @@
 #   SWEEP_CPUS=1,2 sh bench/sweep16.sh      # the same sweep, smaller
 #
 # Overrides (environment): SWEEP_CPUS (1,2,4,8,16), SWEEP_REPEAT (5),
-# SWEEP_DURATION (seconds per run, 2), SWEEP_OUT (bench/results/sweep-16core,
-# relative to the repository; it must not exist yet or be empty). Every
+# SWEEP_DURATION (seconds per run, 2), SWEEP_SWITCH_COST_NS (a modelled rest
+# of each context switch, 0; 3600 is the background's VM), SWEEP_OUT
+# (bench/results/sweep-16core, relative to the repository; it must not
+# exist yet or be empty). Every
 # run's JSON (machine included), summary.json, summary.csv, table.md and the
 # plots go there.
 set -eu
@@ -20,4 +22,5 @@ command -v percpu >/dev/null || { echo "sweep16.sh: percpu is not installed (pip
 
 exec percpu sweep --strategies all --workload context-switch-threads --tasks-per-cpu 1,2 \
     --cpus "${SWEEP_CPUS:-1,2,4,8,16}" --repeat "${SWEEP_REPEAT:-5}" --duration "${SWEEP_DURATION:-2}" \
+    --switch-cost-ns "${SWEEP_SWITCH_COST_NS:-0}" \
     --out "${SWEEP_OUT:-bench/results/sweep-16core}"
