@@ -28,6 +28,13 @@ def _scenario(value: str | None) -> str | None:
     return value
 
 
+def _applies(scenario: str, strategy: str) -> None:
+    from percpu.explore import SCENARIOS
+
+    if not SCENARIOS[scenario].applies_to(strategy):
+        raise typer.BadParameter(f"scenario {scenario!r} is written for the hazard strategies, not {strategy!r}")
+
+
 def _readable(value: str | None) -> str | None:
     if value is not None and not os.path.isfile(value):
         raise typer.BadParameter(f"no such file: {value}")
@@ -78,6 +85,8 @@ def explore_command(
         except (ValueError, KeyError, json.JSONDecodeError) as exc:
             raise typer.BadParameter(f"cannot read {replay}: {exc}") from None
         _strategy(cfg.strategy)
+        _scenario(cfg.scenario)
+        _applies(cfg.scenario, cfg.strategy)
         result = replay_schedule(cfg, doc["choices"])
         names = _names(cfg, make_state, address_names)
         _say(f"replay {replay}: {_describe(cfg)}")
@@ -91,10 +100,7 @@ def explore_command(
 
     if strategy is None or scenario is None:
         raise typer.BadParameter("--strategy and --scenario are required (or --replay FILE)")
-    from percpu.explore import SCENARIOS
-
-    if not SCENARIOS[scenario].applies_to(strategy):
-        raise typer.BadParameter(f"scenario {scenario!r} is written for the hazard strategies, not {strategy!r}")
+    _applies(scenario, strategy)
     cfg = Config(strategy, scenario, cpus, tso=tso, drop_barrier=drop_barrier)
     if seed is None:
         report = explore(cfg, bound=bound, max_schedules=max_schedules)

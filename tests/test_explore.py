@@ -259,3 +259,12 @@ def test_cli_drop_barrier_must_name_a_barrier_that_runs():
     bad = percpu_cli("explore", "--strategy", "refcount", "--scenario", "exit-race", "--bound", "0",
                      "--drop-barrier", "no_such_function")
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "no_such_function" in bad.stderr, bad.stderr
+
+
+def test_cli_replay_checks_the_file_scenario(tmp_path):
+    doc = json.load(open(os.path.join(DATA, "unsafe-exit-race-cpus2.json")))
+    for scenario, words in (("hazptr-try-protect", "written for the hazard strategies"), ("nope", "unknown scenario")):
+        path = tmp_path / f"{scenario}.json"
+        path.write_text(json.dumps({**doc, "scenario": scenario}))
+        bad = percpu_cli("explore", "--replay", str(path))
+        assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and words in bad.stderr, bad.stderr
