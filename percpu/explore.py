@@ -744,6 +744,19 @@ class Report:
     barriers_dropped: int = 0  # smp_mb() calls removed by Config.drop_barrier, over all schedules
     best: Result | None = None
 
+    def count(self, result: Result) -> None:
+        """Account one schedule's result."""
+        self.schedules += 1
+        self.barriers_dropped += result.barriers_dropped
+        if result.outcome == "pruned":
+            self.pruned += 1
+        else:
+            self.complete += 1
+        if result.outcome == "violation":
+            self.violating_schedules += 1
+            if _better(result, self.best):
+                self.best = result
+
 
 class _Node:
     """A decision point of the depth-first search."""
@@ -786,16 +799,7 @@ def explore(cfg: Config, bound: int = 2, max_schedules: int = 20000, progress=No
                     report.exhausted = False
                     return report
                 result = Run(cfg, state, prefix, visited=visited, bound=b, fingerprints=fingerprints).execute()
-                report.schedules += 1
-                report.barriers_dropped += result.barriers_dropped
-                if result.outcome == "pruned":
-                    report.pruned += 1
-                else:
-                    report.complete += 1
-                if result.outcome == "violation":
-                    report.violating_schedules += 1
-                    if _better(result, report.best):
-                        report.best = result
+                report.count(result)
                 if progress is not None:
                     progress(report)
                 for options, default, chosen, cost_before, cur_can_go in result.decisions[len(prefix):]:
@@ -835,13 +839,7 @@ def explore_random(cfg: Config, schedules: int, seed: int = 1, switch_probabilit
     try:
         for _ in range(schedules):
             result = Run(cfg, state, [], chooser=chooser, fingerprints=fingerprints).execute()
-            report.schedules += 1
-            report.barriers_dropped += result.barriers_dropped
-            report.complete += 1
-            if result.outcome == "violation":
-                report.violating_schedules += 1
-                if _better(result, report.best):
-                    report.best = result
+            report.count(result)
             if progress is not None:
                 progress(report)
         return report
