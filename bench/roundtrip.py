@@ -35,9 +35,9 @@ from typing import Callable, NamedTuple
 
 import numpy as np
 
-from percpu import _atomic
-from percpu.results import machine_info
-from percpu.state import SharedState
+from percpu.machine import _atomic
+from percpu.workers.results import machine_info
+from percpu.machine.segment import SharedState
 from percpu.strategies import SAFE_STRATEGIES
 from percpu.workers.pool import RunParams, new_state, run
 from percpu.workloads import LazyRoundtrip

@@ -16,7 +16,7 @@ from rich.console import Console
 from percpu.strategies import STRATEGIES
 from percpu.workloads import WORKLOADS
 from percpu.workers.pool import MAX_CPUS, RunParams, run
-from percpu.state import SharedMemoryUnavailable
+from percpu.machine.segment import SharedMemoryUnavailable
 from percpu.cli.render import render_run, verdict_line
 from percpu.cli.options import fault_list, switch_cost_option, writable_file
 from percpu.cli.options import line_size as _line_size, positive_finite as _positive_finite

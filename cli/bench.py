@@ -21,7 +21,7 @@ from rich.table import Table
 from percpu.bench.roundtrip import KINDS, LAYOUTS, SIGNIFICANCE, STRATEGIES, BenchError, NativeUnavailable, measure
 from percpu.cli.options import line_size as check_line_size, positive_finite, writable_file
 from percpu.cli.options import parse_counts
-from percpu.state import SharedMemoryUnavailable
+from percpu.machine.segment import SharedMemoryUnavailable
 
 
 def default_cpu_counts(cores: int) -> list[int]:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import typer
 
-from percpu.state import remove_stale_segments
+from percpu.machine.segment import remove_stale_segments
 
 
 def clean_command():

@@ -1,5 +1,5 @@
 """`percpu explore`: every interleaving of a small scenario, up to a bound
-(percpu/explore.py), the shortest violating schedule found as a per-CPU step
+(percpu/explore/), the shortest violating schedule found as a per-CPU step
 listing, and `--replay FILE` to reproduce one."""
 from __future__ import annotations
 
@@ -10,27 +10,24 @@ import sys
 import typer
 
 from percpu.cli.options import writable_file
+from percpu.explore.scenarios import SCENARIOS, strategy_names
+from percpu.explore.schedule import address_names, listing, load_schedule, schedule_document
+from percpu.explore.search import Config, explore, explore_random, make_state, replay as replay_schedule
 
 
 def _strategy(value: str | None) -> str | None:
-    from percpu.explore import strategy_names
-
     if value is not None and value not in strategy_names():
         raise typer.BadParameter(f"unknown strategy {value!r}: use one of {', '.join(strategy_names())}")
     return value
 
 
 def _scenario(value: str | None) -> str | None:
-    from percpu.explore import SCENARIOS
-
     if value is not None and value not in SCENARIOS:
         raise typer.BadParameter(f"unknown scenario {value!r}: use one of {', '.join(SCENARIOS)}")
     return value
 
 
 def _applies(scenario: str, strategy: str) -> None:
-    from percpu.explore import SCENARIOS
-
     if not SCENARIOS[scenario].applies_to(strategy):
         raise typer.BadParameter(f"scenario {scenario!r} is written for the hazard strategies, not {strategy!r}")
 
@@ -46,8 +43,6 @@ def _say(text: str = "") -> None:
 
 
 def _print_violation(result, cfg, names) -> None:
-    from percpu.explore import listing
-
     v = result.violations[0]
     what = v.get("message") or f"{v.get('site')} (CPU {v.get('cpu')}, mm slot {v.get('mm_slot')})"
     _say(f"VIOLATION {v['kind']}: {what}")
@@ -76,9 +71,6 @@ def explore_command(
 ):
     """Explore every interleaving of a small scenario (up to a preemption
     bound) for a violation; print the shortest violating schedule found."""
-    from percpu.explore import (Config, address_names, explore, explore_random, load_schedule, make_state,
-                                replay as replay_schedule, schedule_document)
-
     if replay is not None:
         try:
             cfg, doc = load_schedule(replay)
@@ -88,7 +80,7 @@ def explore_command(
         _scenario(cfg.scenario)
         _applies(cfg.scenario, cfg.strategy)
         result = replay_schedule(cfg, doc["choices"])
-        names = _names(cfg, make_state, address_names)
+        names = _names(cfg)
         _say(f"replay {replay}: {_describe(cfg)}")
         if result.outcome != "violation":
             _say(f"no violation: the schedule ran {len(result.steps)} steps cleanly")
@@ -119,7 +111,7 @@ def explore_command(
     if report.best is None:
         _say("SAFE: no violation" + ("" if report.exhausted or seed is not None else " in the schedules explored"))
         raise typer.Exit(0)
-    names = _names(cfg, make_state, address_names)
+    names = _names(cfg)
     _print_violation(report.best, cfg, names)
     path = out or (f"explore-{strategy}-{scenario}-cpus{cpus}{'-tso' if tso else ''}"
                    f"{'-no-mb-' + drop_barrier if drop_barrier else ''}.json")
@@ -135,7 +127,7 @@ def _describe(cfg) -> str:
     return f"strategy={cfg.strategy} scenario={cfg.scenario} cpus={cfg.cpus} tso={cfg.tso}{dropped}"
 
 
-def _names(cfg, make_state, address_names):
+def _names(cfg):
     state = make_state(cfg)
     try:
         return address_names(state)

@@ -7,6 +7,8 @@ import os
 
 import typer
 
+from percpu.faults import FAULTS
+
 
 MAX_SWITCH_COST_NS = 1_000_000  # a switch that costs more than 1 ms is no model of a machine
 
@@ -52,8 +54,6 @@ def writable_file(value: str | None) -> str | None:
 
 def fault_list(value: str) -> tuple[str, ...]:
     """'all', 'none', or a comma-separated list of percpu.faults.FAULTS."""
-    from percpu.faults import FAULTS
-
     if value == "all":
         return FAULTS
     if value in ("none", ""):

@@ -12,6 +12,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.ticker import EngFormatter, PercentFormatter  # noqa: E402
 
 from percpu.cli.scaling import BASELINE, describe_machine, table_groups  # noqa: E402
+from percpu.strategies import STRATEGIES  # noqa: E402
 
 
 def _tasks_label(tasks_per_cpu: int) -> str:
@@ -66,8 +67,6 @@ def _strategies(cells):
 
 def _color(strategy: str) -> str:
     """The same colour for a strategy in every panel and figure."""
-    from percpu.strategies import STRATEGIES
-
     names = list(STRATEGIES)
     return f"C{names.index(strategy) % 10}" if strategy in names else "black"
 

@@ -30,6 +30,7 @@ import typer
 
 import percpu
 from percpu.cli.options import positive_finite
+from percpu.cli.render import verdict_line
 from percpu.strategies import STRATEGIES
 from percpu.workers.pool import MAX_CPUS
 from percpu.workloads import WORKLOADS
@@ -43,25 +44,26 @@ class Format(str, Enum):
     speedscope = "speedscope"
 
 
-# Functions of the emulated kernel named after the Linux (or RFC) functions
-# they stand for, and the strategy hooks: marked in the table and coloured
-# apart in the flame graph. refcount's mmgrab_lazy_tlb/mmdrop_lazy_tlb are
-# `staticmethod(mmgrab)`/`staticmethod(mmdrop)`, so py-spy shows them as
-# mmgrab/mmdrop (percpu/mm.py).
+# Functions of the emulated kernel (percpu/linux/) named after the Linux (or
+# RFC) functions they stand for, and the strategy hooks: marked in the table
+# and coloured apart in the flame graph. refcount's
+# mmgrab_lazy_tlb/mmdrop_lazy_tlb are `staticmethod(mmgrab)`/
+# `staticmethod(mmdrop)`, so py-spy shows them as mmgrab/mmdrop.
 KERNEL_FUNCTIONS = frozenset({
-    # mm lifetime (percpu/mm.py)
-    "mm_alloc", "mmget", "mmput", "__mmput", "exit_mmap", "mmgrab", "mmdrop", "__mmdrop",
-    "cpumask_set_cpu", "cpumask_clear_cpu",
-    # scheduler and exit (percpu/sched.py)
-    "switch_mm_irqs_off", "enter_lazy_tlb", "finish_task_switch", "exit_mm", "do_exit", "idle_task_exit",
-    "wake_up_new_task",
-    # IPIs (percpu/smp.py, percpu/cpu.py)
-    "smp_call_function_single", "on_each_cpu_mask", "flush_smp_call_function_queue",
-    # hotplug (percpu/hotplug.py)
+    # kernel/fork.c and include/linux/sched/mm.h; mm/mmap.c; include/linux/cpumask.h
+    "mm_alloc", "mmget", "mmput", "__mmput", "mmgrab", "mmdrop", "__mmdrop", "cleanup_lazy_tlbs",
+    "do_shoot_lazy_tlb", "exit_mmap", "cpumask_set_cpu", "cpumask_clear_cpu",
+    # kernel/sched/core.c, kernel/exit.c
+    "finish_task_switch", "idle_task_exit", "enqueue_task", "wake_up_new_task", "exit_mm", "do_exit",
+    # arch/x86/mm/tlb.c
+    "switch_mm_irqs_off", "enter_lazy_tlb", "flush_tlb_func", "should_flush_tlb", "flush_tlb_mm_range",
+    # kernel/smp.c
+    "smp_call_function_single", "on_each_cpu_mask", "flush_smp_call_function_queue", "csd_lock_wait",
+    # kernel/cpu.c
     "cpu_down", "cpu_up",
     # the strategies' hooks and helpers (percpu/strategies/)
-    "mmgrab_lazy_tlb", "mmdrop_lazy_tlb", "cleanup_lazy_tlbs", "exit_mmap_flush", "mmput_lazy_fixup",
-    "do_shoot_lazy_tlb", "flush_tlb_func", "hp_scan", "hp_switch_lazy_to_init_mm",
+    "mmgrab_lazy_tlb", "mmdrop_lazy_tlb", "exit_mmap_flush", "mmput_lazy_fixup", "hp_scan",
+    "hp_switch_lazy_to_init_mm",
 })
 
 # The directory holding the `percpu` package (the project root in an editable
@@ -344,8 +346,6 @@ def profile_command(
         partial = f"; py-spy's samples so far are in {exc.args[0]}" if exc.args[0] else ""
         typer.echo(f"percpu: interrupted{partial}", err=True)
         raise typer.Exit(130)
-
-    from percpu.cli.render import verdict_line
 
     prof = parse_speedscope(json_path)
     if not prof.samples and _DENIED.search(said):  # attached to the coordinator but not to its workers

@@ -22,6 +22,8 @@ import statistics
 
 from rich.console import Console
 
+from percpu.strategies import STRATEGIES
+
 SWEEP_SCHEMA = "percpu.sweep/1"
 RUN_SCHEMA = "percpu.run/1"
 BASELINE = "refcount"
@@ -79,9 +81,7 @@ def _add_speedup(cell: dict, baseline: dict | None) -> None:
 
 
 def _sort_key(cell: dict):
-    from percpu.strategies import STRATEGIES  # their natural order: refcount first
-
-    order = list(STRATEGIES)
+    order = list(STRATEGIES)  # their natural order: refcount first
     rank = order.index(cell["strategy"]) if cell["strategy"] in order else len(order)
     return (cell["workload"], cell["tasks_per_cpu"], cell["cpus"], rank, cell["strategy"])
 

@@ -36,7 +36,7 @@ from percpu.cli.scaling import (
     table_groups,
     warnings_for,
 )
-from percpu.state import SharedMemoryUnavailable
+from percpu.machine.segment import SharedMemoryUnavailable
 from percpu.strategies import SAFE_STRATEGIES, STRATEGIES
 from percpu.workers.pool import MAX_CPUS, RunParams, run
 from percpu.workloads import WORKLOADS

@@ -8,7 +8,7 @@ import os
 import typer
 
 from percpu.cli.options import fault_list, positive_finite, writable_file
-from percpu.state import SharedMemoryUnavailable
+from percpu.machine.segment import SharedMemoryUnavailable
 from percpu.strategies import SAFE_STRATEGIES, STRATEGIES
 from percpu.workers.pool import MAX_CPUS
 from percpu.workers.torture import TortureParams, torture

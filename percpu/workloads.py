@@ -1,4 +1,4 @@
-"""Workloads: what the emulated tasks do between context switches.
+"""Harness: the workloads, what the emulated tasks do between context switches.
 
 A workload creates its processes before the CPUs start (the coordinator plays
 fork), places tasks on CPUs, and gives the scheduler two functions: run_task
@@ -12,11 +12,12 @@ from __future__ import annotations
 import random
 import time
 
-from percpu.hotplug import enqueue_task
-from percpu.mm import boot_mm, mm_alloc, mmget
-from percpu.sched import Task, do_exit
-from percpu.smp import ipi_function, smp_call_function_single
-from percpu.state import SharedState
+from percpu.linux.include.linux.sched import Task
+from percpu.linux.kernel.exit import do_exit
+from percpu.linux.kernel.fork import boot_mm, mm_alloc, mmget
+from percpu.linux.kernel.sched.core import wake_up_new_task
+from percpu.linux.kernel.smp import smp_call_function_single
+from percpu.machine.segment import SharedState
 
 
 class Workload:
@@ -68,7 +69,7 @@ class LazyRoundtrip(Workload):
         return [[Task(self.ncpus + c, f"thread{c}", mm, c)] for c in range(self.ncpus)]
 
     def run_task(self, cpu, task):
-        cpu.ops += 1
+        cpu.stats.ops += 1
         return cpu.idle  # sleeps
 
     def wakeup(self, cpu):
@@ -118,7 +119,7 @@ class ContextSwitchThreads(Workload):
 
     def run_task(self, cpu, task):
         cpu.store(task.pipe, 1 - task.side)  # write to the partner, then block on read
-        cpu.ops += 1
+        cpu.stats.ops += 1
         return self.wakeup(cpu)
 
     def wakeup(self, cpu):
@@ -167,7 +168,7 @@ class ForkExit(Workload):
         self.others = [c for c in range(self.ncpus) if c != cpu.id]
 
     def run_task(self, cpu, task):
-        cpu.ops += 1
+        cpu.stats.ops += 1
         task.life -= 1
         if task.life <= 0:
             do_exit(cpu, task)
@@ -187,7 +188,7 @@ class ForkExit(Workload):
         mm = mm_alloc(cpu)
         if not mm:
             return  # no free slot: this fork is skipped
-        cpu.forks += 1
+        cpu.stats.forks += 1
         nthreads = min(self.THREADS, self.ncpus)
         cpu.rq.append(self.new_thread(cpu, mm))
         for target in self.rng.sample(self.others, nthreads - 1):
@@ -196,12 +197,6 @@ class ForkExit(Workload):
 
     def new_thread(self, cpu, mm):
         return Task(-1, "thread", mm, cpu.id, life=self.LIFETIME)
-
-
-@ipi_function
-def wake_up_new_task(cpu, mm: int) -> None:
-    """A thread of a new process arrives on this CPU's run queue."""
-    enqueue_task(cpu, cpu.workload.new_thread(cpu, mm))
 
 
 def next_in_turn(cpu) -> Task:

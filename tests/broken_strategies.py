@@ -1,11 +1,12 @@
 """Deliberately broken strategies: each removes one safety step from a real
 one, so a test can prove the checker sees the bug that step prevents."""
-from percpu.mm import mm_cpumask_cpus
-from percpu.smp import on_each_cpu_mask
+from percpu.linux.include.linux.cpumask import mm_cpumask_cpus
+from percpu.linux.kernel.fork import SITE_SHOOT_MASK, do_shoot_lazy_tlb
+from percpu.linux.kernel.smp import on_each_cpu_mask
 from percpu.strategies.hazard import Hazard
 from percpu.strategies.lazy_mm import LazyMm
 from percpu.strategies.refcount import Refcount
-from percpu.strategies.shootdown import SITE_SHOOT_MASK, Shootdown, do_shoot_lazy_tlb
+from percpu.strategies.shootdown import Shootdown
 from percpu.strategies.tlbstate import TlbState
 
 

@@ -4,7 +4,7 @@ import sys
 
 import pytest
 
-from percpu.state import INIT_MM, live_segments, owner_alive, segment_owner
+from percpu.machine.segment import INIT_MM, live_segments, owner_alive, segment_owner
 from percpu.workers.pool import RunParams, run
 
 

@@ -6,7 +6,7 @@ import time
 import numpy as np
 import pytest
 
-from percpu import _atomic
+from percpu.machine import _atomic
 from conftest import usable_cores
 
 ITERATIONS = 200_000

@@ -5,13 +5,17 @@ import subprocess
 
 import pytest
 
-from percpu import _atomic
+from percpu.machine import _atomic
 from percpu.bench import roundtrip as bench
-from percpu.cpu import CPU, COUNTERS, HIST_BUCKETS
-from percpu.sched import Task, boot_idle, run_quanta
-from percpu.state import NULL, SharedState
+from percpu.linux.include.linux.sched import Task
+from percpu.linux.init.main import start_kernel
+from percpu.linux.kernel.sched.core import boot_idle, run_quanta
+from percpu.linux.kernel.smp import flush_smp_call_function_queue
+from percpu.machine.addresses import Addresses
+from percpu.machine.context import CPU
+from percpu.machine.segment import NULL, SharedState
+from percpu.machine.stats import COUNTERS, HIST_BUCKETS
 from percpu.strategies import SAFE_STRATEGIES, get_strategy
-from percpu.workers.pool import _boot_init_mm
 from percpu.workloads import LazyRoundtrip
 
 # every shared-memory operation a CPU context can do, by the name MINIMAL_OPS uses
@@ -56,9 +60,9 @@ def test_emulator_round_trip_does_exactly_the_minimal_ops(strategy):
     workload = LazyRoundtrip(1, 1)
     state = SharedState(ncpus=1, nmm=workload.nmm(), ntasks=workload.ntasks(), npipes=0,
                         counters=COUNTERS, hist_buckets=3 * HIST_BUCKETS)
-    _boot_init_mm(state)
+    start_kernel(state)
     tasks = workload.setup(state)
-    cpu = CPU(state, 0, get_strategy(strategy))
+    cpu = CPU(state, Addresses(state), 0, get_strategy(strategy), flush_smp_call_function_queue)
     boot_idle(cpu, Task(0, "swapper/0", NULL, 0))
     workload.attach(cpu, tasks[0])
     log = []
@@ -69,9 +73,9 @@ def test_emulator_round_trip_does_exactly_the_minimal_ops(strategy):
     real_run_task = workload.run_task
 
     def run_task(c, task):  # start recording at the first user quantum; stop after 20 round trips
-        if c.ops == 0:
+        if c.stats.ops == 0:
             log.clear()
-        if c.ops == round_trips:
+        if c.stats.ops == round_trips:
             c.stopping = True
             return task
         return real_run_task(c, task)

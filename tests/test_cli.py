@@ -9,7 +9,7 @@ import time
 import pytest
 
 from conftest import percpu_cli, percpu_command
-from percpu.state import live_segments
+from percpu.machine.segment import live_segments
 
 
 def test_run_prints_report_and_success_verdict():

@@ -9,10 +9,12 @@ import pytest
 from broken_strategies import BROKEN, BROKEN_VARIANT
 from conftest import percpu_cli
 from percpu import strategies
-import percpu.explore as ex
-from percpu.explore import LAZY_TLB_SCENARIOS, Config, Run, explore, explore_random, load_schedule, replay
+from percpu.explore.machine import Interleaving
+from percpu.explore.scenarios import LAZY_TLB_SCENARIOS, SITE_HP_READER
+from percpu.explore.schedule import load_schedule
+from percpu.explore.search import Config, explore, explore_random, replay
 from percpu.strategies import SAFE_STRATEGIES
-from percpu.violations import site_name
+from percpu.machine.checker import site_name
 
 DATA = os.path.join(os.path.dirname(__file__), "data", "explore")
 SCHEDULES = sorted(glob.glob(os.path.join(DATA, "*.json")))
@@ -23,7 +25,6 @@ def broken_registered(monkeypatch):
     registry = dict(strategies.STRATEGIES)
     registry.update({b.name: b for b in BROKEN})
     monkeypatch.setattr(strategies, "STRATEGIES", registry)
-    monkeypatch.setattr(ex, "STRATEGIES", registry)
 
 
 @pytest.mark.parametrize("scenario", LAZY_TLB_SCENARIOS)
@@ -127,7 +128,7 @@ def test_tso_catches_a_missing_store_load_barrier():
     report = explore(cfg, bound=2)
     assert report.best is not None and report.best.preemptions == 1
     v = report.best.violations[0]
-    assert v["kind"] == "use-after-free" and v["site"] == site_name(ex.SITE_HP_READER)
+    assert v["kind"] == "use-after-free" and v["site"] == site_name(SITE_HP_READER)
     again = replay(cfg, report.best.choices)
     assert again.outcome == "violation"
     assert [(s.actor, s.op, s.args, s.result) for s in again.steps] == [
@@ -160,18 +161,19 @@ def _memory_states(monkeypatch, cfg, bound, forget):
     point the search reaches (no per-CPU history)."""
     seen = set()
 
-    def record(run):
-        seen.add((bytes(run.state._map[run.mem_lo:run.mem_hi]), tuple(map(tuple, run.buffers)), tuple(run.status)))
-        return _FINGERPRINT(run)
+    def record(sched):
+        seen.add((sched.memory.snapshot(), tuple(map(tuple, sched.memory.buffers)), tuple(sched.status)))
+        return _FINGERPRINT(sched)
 
-    monkeypatch.setattr(Run, "fingerprint", record)
-    monkeypatch.setattr(Run, "block", _BLOCK if forget else lambda run, c, epoch, history=None: _BLOCK(run, c, epoch))
+    monkeypatch.setattr(Interleaving, "fingerprint", record)
+    monkeypatch.setattr(Interleaving, "block",
+                        _BLOCK if forget else lambda sched, c, epoch, history=None: _BLOCK(sched, c, epoch))
     report = explore(cfg, bound=bound)
     assert report.exhausted and report.best is None
     return seen, report
 
 
-_FINGERPRINT, _BLOCK = Run.fingerprint, Run.block
+_FINGERPRINT, _BLOCK = Interleaving.fingerprint, Interleaving.block
 
 
 @pytest.mark.parametrize("cfg,bound", [(Config("hazard", "exit-race", 2), 1), (Config("refcount", "exit-race", 3), 0),

@@ -13,7 +13,8 @@ import pytest
 from conftest import percpu_cli, percpu_command
 from percpu.cli.profile import find_py_spy, flamegraph_svg, parse_speedscope, PySpyUnavailable
 
-REFCOUNT_LAZY = {("mmgrab", os.path.join("percpu", "mm.py")), ("mmdrop", os.path.join("percpu", "mm.py"))}
+FORK = os.path.join("percpu", "linux", "kernel", "fork.py")
+REFCOUNT_LAZY = {("mmgrab", FORK), ("mmdrop", FORK)}
 
 
 def _py_spy_or_skip():
@@ -68,7 +69,7 @@ def test_tlbstate_profile_has_no_lazy_refcount(tmp_path):
     assert len(prof.worker_samples) == 2
     top = _top_functions(prof)
     assert not REFCOUNT_LAZY & top, prof.top(10)
-    assert ("switch_mm_irqs_off", os.path.join("percpu", "tlb.py")) in top
+    assert ("switch_mm_irqs_off", os.path.join("percpu", "linux", "arch", "x86", "mm", "tlb.py")) in top
 
 
 def test_parse_keeps_the_coordinator_apart_and_counts_self_and_total(tmp_path):

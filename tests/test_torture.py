@@ -9,7 +9,7 @@ import posix_ipc
 import pytest
 
 from percpu.faults import FAULTS
-from percpu.state import SEGMENT_PREFIX, live_segments
+from percpu.machine.segment import SEGMENT_PREFIX, live_segments
 from percpu.strategies import SAFE_STRATEGIES
 
 from conftest import _run, assert_safe_run, percpu_cli, percpu_command

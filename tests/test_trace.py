@@ -4,7 +4,7 @@ import json
 import numpy as np
 import pytest
 
-from percpu import trace
+from percpu.machine import tracing as trace
 
 from conftest import percpu_cli
 

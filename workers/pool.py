@@ -14,16 +14,17 @@ import sys
 import time
 from dataclasses import asdict, dataclass
 
-from percpu import _atomic
-from percpu.smp import IPI_NAMES
-from percpu.trace import TRACE_EVENTS_PER_CPU, read_rings, to_chrome_trace
-from percpu.checks import check_end_state, final_state, recorded_violations
-from percpu.cpu import COUNTERS, HIST_BUCKETS, HISTOGRAMS
-from percpu.results import build_document, machine_info
-from percpu.state import SharedState
+from percpu.linux.init.main import start_kernel
+from percpu.linux.kernel.smp import IPI_NAMES
+from percpu.machine import _atomic
+from percpu.machine.addresses import Addresses
+from percpu.machine.checker import IPI_TIMEOUT, KIND_NAMES, check_end_state, final_state, recorded_violations
+from percpu.machine.segment import SharedState
+from percpu.machine.stats import COUNTERS, HIST_BUCKETS, HISTOGRAMS
+from percpu.machine.tracing import TRACE_EVENTS_PER_CPU, read_rings, to_chrome_trace
 from percpu.strategies import get_strategy
-from percpu.violations import IPI_TIMEOUT, KIND_NAMES
 from percpu.workloads import WORKLOADS
+from percpu.workers.results import build_document, machine_info
 from percpu.workers.worker import (
     EXIT_ABORTED,
     EXIT_CRASHED,
@@ -49,7 +50,7 @@ class RunParams:
     tasks_per_cpu: int = 1
     fork_rate: float = 200.0
     cpumask: str = "eager"
-    switch_cost_ns: int = 0  # modelled rest of each context switch, spent busy (percpu.sched.run_quanta)
+    switch_cost_ns: int = 0  # modelled rest of each context switch, spent busy (linux/kernel/sched/core.py)
     faults: tuple[str, ...] = ()  # percpu.faults.FAULTS
     trace: bool = False  # record per-CPU events; the document gets a "trace" (Chrome JSON)
     kill_after_s: float = 0.0  # > 0: the coordinator SIGKILLs one worker then
@@ -76,9 +77,10 @@ def run(params: RunParams, progress=None) -> dict:
     old_term = signal.signal(signal.SIGTERM, _raise_terminated)
     pids: dict[int, int] = {}
     try:
-        _boot_init_mm(state)
+        start_kernel(state)
         setup = WorkerSetup(
             state=state,
+            mem=Addresses(state),
             strategy=strategy,
             workload=workload,
             tasks=workload.setup(state),
@@ -119,14 +121,6 @@ def new_state(params: RunParams, workload) -> SharedState:
         packed=params.layout == "packed",
         trace_events_per_cpu=TRACE_EVENTS_PER_CPU if params.trace else 0,
     )
-
-
-def _boot_init_mm(state: SharedState) -> None:
-    state.field(state.mm, "gen")[0] = 1
-    state.field(state.mm, "mm_users")[0] = 1
-    state.field(state.mm, "mm_count")[0] = 1
-    state.field(state.cpu, "loaded_mm")[:] = 1 << 32  # INIT_MM
-    state.field(state.control, "online_count")[0] = state.ncpus
 
 
 def _start_workers(setup: WorkerSetup) -> dict[int, int]:

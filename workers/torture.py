@@ -9,7 +9,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass
 
-from percpu.cpu import COUNTERS
+from percpu.machine.stats import COUNTERS
 from percpu.workloads import WORKLOADS
 from percpu.workers.pool import RunParams, run
 

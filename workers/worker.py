@@ -15,11 +15,15 @@ import time
 import traceback
 from dataclasses import dataclass
 
-from percpu.cpu import CPU, COUNTERS, HISTOGRAMS, Orphaned, RunAborted
-from percpu import trace
-from percpu.faults import inject_faults
-from percpu.sched import SITE_IDLE_PROBE, Task, boot_idle, exit_tasks, has_live_tasks, idle_task_exit, schedule_loop
-from percpu.state import NULL, SharedState
+from percpu import faults
+from percpu.linux.include.linux.sched import Task
+from percpu.linux.kernel.sched.core import SITE_IDLE_PROBE, boot_idle, exit_tasks, has_live_tasks, idle_task_exit, schedule_loop
+from percpu.linux.kernel.smp import flush_smp_call_function_queue
+from percpu.machine import tracing
+from percpu.machine.addresses import Addresses
+from percpu.machine.context import CPU, Orphaned, RunAborted
+from percpu.machine.segment import NULL, SharedState
+from percpu.machine.stats import COUNTERS
 
 EXIT_OK = 0
 EXIT_CRASHED = 1
@@ -35,6 +39,7 @@ class WorkerSetup:
     """What every worker inherits across fork."""
 
     state: SharedState
+    mem: Addresses
     strategy: object
     workload: object
     tasks: list  # per CPU: its user tasks
@@ -57,16 +62,18 @@ def cpu_main(setup: WorkerSetup, cpu_id: int) -> int:
         os.sched_setaffinity(0, {setup.pinning[cpu_id]})
         cpu = CPU(
             setup.state,
+            setup.mem,
             cpu_id,
             setup.strategy,
+            flush_smp_call_function_queue,
             oversubscribed=setup.oversubscribed,
             coordinator_pid=setup.coordinator_pid,
             ipi_timeout_s=setup.ipi_timeout_s,
             cpumask_clear_on_switch=setup.cpumask_clear_on_switch,
             switch_cost_ns=setup.switch_cost_ns,
-            faults=setup.faults,
-            seed=setup.seed,
         )
+        if setup.faults:
+            faults.install(cpu, setup.faults, setup.seed)
         return _run_cpu(setup, cpu)
     except RunAborted:
         return EXIT_ABORTED
@@ -82,7 +89,7 @@ def _run_cpu(setup: WorkerSetup, cpu: CPU) -> int:
     state, n = setup.state, setup.state.ncpus
     idle = Task(cpu.id, f"swapper/{cpu.id}", NULL, cpu.id)
     boot_idle(cpu, idle)
-    cpu.store(cpu.a_online, 1)
+    cpu.store(cpu.mem.cpu_online[cpu.id], 1)
     setup.workload.attach(cpu, setup.tasks[cpu.id])
 
     a_phase = state.addr(state.control, 0, "phase")
@@ -91,11 +98,11 @@ def _run_cpu(setup: WorkerSetup, cpu: CPU) -> int:
         cpu.interrupt_point()
         cpu.heartbeat()
         time.sleep(0.0002)
-    cpu.reset_counters()
+    cpu.stats.reset()
     if setup.trace:
-        cpu.trace_events = [trace.task_begin(cpu, cpu.curr)]
+        cpu.trace_events = [tracing.task_begin(cpu, cpu.curr)]
 
-    schedule_loop(cpu, setup.workload, inject_faults if setup.faults else None)
+    schedule_loop(cpu, setup.workload, faults.inject_faults if setup.faults else None)
     cpu.heartbeat()
 
     # The processes exit: every thread's exit_mm, the last one's teardown.
@@ -128,12 +135,12 @@ def _barrier(cpu: CPU, a_count: int, n: int, exit_late_tasks: bool = False) -> N
 def _report(cpu: CPU, idle: Task) -> None:
     state = cpu.state
     if cpu.trace_events:
-        trace.flush(cpu)
-    values = cpu.counter_values()
+        tracing.flush(cpu)
+    values = cpu.stats.values()
     for name in COUNTERS:
         cpu.store(state.addr(state.stats, cpu.id, name), values[name])
     a_hist = state.addr(state.hist, cpu.id, "b0")
-    for i, count in enumerate(sum((getattr(cpu, name) for name in HISTOGRAMS), [])):
+    for i, count in enumerate(cpu.stats.histograms()):
         if count:
             cpu.store(a_hist + 8 * i, count)
     for task in [idle, *cpu.rq]:
@@ -141,5 +148,4 @@ def _report(cpu: CPU, idle: Task) -> None:
             continue
         for field, value in (("mm", task.mm), ("active_mm", task.active_mm), ("cpu", task.cpu), ("state", int(task.dead))):
             cpu.store(state.addr(state.task, task.tid, field), value)
-    cpu.store(cpu.a_ops, cpu.ops)
-
+    cpu.store(cpu.mem.cpu_ops[cpu.id], cpu.stats.ops)

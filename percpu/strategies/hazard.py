@@ -11,21 +11,20 @@ it to init_mm, and the freeing CPU spins until that slot no longer holds it.
 """
 import time
 
-from percpu.tlb import switch_mm_irqs_off
-from percpu.smp import ipi_function, smp_call_function_single
-from percpu.state import INIT_MM, NULL
+from percpu.linux.kernel.fork import do_shoot_lazy_tlb
+from percpu.linux.kernel.smp import ipi_function, smp_call_function_single
+from percpu.machine.checker import site
+from percpu.machine.segment import INIT_MM, NULL
 from percpu.strategies.base import Strategy
-from percpu.violations import site
 
 SITE_HP_SLOT = site("hp_scan: hazard slot still holds the mm after the IPI")
 
 
 @ipi_function
 def hp_switch_lazy_to_init_mm(cpu, mm: int) -> None:
-    current = cpu.curr
-    if current.active_mm == mm:
-        current.active_mm = INIT_MM
-        switch_mm_irqs_off(cpu, mm, INIT_MM)
+    shot = cpu.curr.active_mm == mm
+    do_shoot_lazy_tlb(cpu, mm)
+    if shot:
         cpu.store(cpu.a_hazard, INIT_MM)  # the lazy use is now of init_mm
 
 
@@ -45,10 +44,10 @@ class Hazard(Strategy):
 
 def hp_scan(cpu, mm: int) -> None:
     load = cpu.load
-    for other, a_slot in enumerate(cpu.cpu_hazard):
-        cpu.slots_scanned += 1
+    for other, a_slot in enumerate(cpu.mem.cpu_hazard):
+        cpu.stats.slots_scanned += 1
         if load(a_slot) == mm:
             smp_call_function_single(cpu, other, hp_switch_lazy_to_init_mm, mm)
             start = time.perf_counter_ns()
             cpu.spin_until(lambda: load(a_slot) != mm, cpu.ipi_timeout_ns, SITE_HP_SLOT, other)
-            cpu.wait_ns += time.perf_counter_ns() - start
+            cpu.stats.wait_ns += time.perf_counter_ns() - start

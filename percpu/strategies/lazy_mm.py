@@ -8,10 +8,11 @@ after it stopped using that mm.
 No IPI, no waiting. The check-then-xchg race is benign: a CPU that stopped
 using the mm in between just drops an extra reference later.
 """
-from percpu.mm import mm_cpumask_cpus, mmdrop, mmgrab
-from percpu.state import NULL
+from percpu.linux.include.linux.cpumask import mm_cpumask_cpus
+from percpu.linux.kernel.fork import mmdrop, mmgrab
+from percpu.machine.checker import site
+from percpu.machine.segment import NULL
 from percpu.strategies.base import Strategy
-from percpu.violations import site
 
 SITE_FIXUP_MASK = site("__mmput lazy fix-up: read mm_cpumask")
 
@@ -39,9 +40,9 @@ class LazyMm(Strategy):
     def mmput_lazy_fixup(self, cpu, mm):
         load = cpu.load
         for other in mm_cpumask_cpus(cpu, mm, SITE_FIXUP_MASK):
-            if load(cpu.cpu_lazy_mm[other]) == mm:
+            if load(cpu.mem.cpu_lazy_mm[other]) == mm:
                 mmgrab(cpu, mm)
-                old = cpu.xchg(cpu.cpu_mm_to_mmdrop[other], mm)
-                cpu.fixups += 1
+                old = cpu.xchg(cpu.mem.cpu_mm_to_mmdrop[other], mm)
+                cpu.stats.fixups += 1
                 if old:
                     mmdrop(cpu, old)

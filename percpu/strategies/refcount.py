@@ -5,7 +5,7 @@ mm->mm_count and the switch back drops it: two atomics on one cache line
 that every CPU running the process hammers. Teardown needs nothing: the last
 lazy CPU's mmdrop frees the mm.
 """
-from percpu.mm import mmdrop, mmgrab
+from percpu.linux.kernel.fork import mmdrop, mmgrab
 from percpu.strategies.base import Strategy
 
 

@@ -8,11 +8,11 @@ included, and a lazy CPU answers by switching to init_mm
 (flush_tlb_func's `switch_mm_irqs_off(NULL, &init_mm, NULL)`). Only then may
 the mm be freed.
 """
-from percpu.mm import mm_cpumask_cpus
-from percpu.smp import on_each_cpu_mask
+from percpu.linux.arch.x86.mm.tlb import flush_tlb_func
+from percpu.linux.include.linux.cpumask import mm_cpumask_cpus
+from percpu.linux.kernel.smp import on_each_cpu_mask
+from percpu.machine.checker import site
 from percpu.strategies.base import Strategy
-from percpu.tlb import flush_tlb_func
-from percpu.violations import site
 
 SITE_FLUSH_MASK = site("exit_mmap: read mm_cpumask for the freed-tables flush")
 

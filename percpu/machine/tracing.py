@@ -1,5 +1,5 @@
-"""Per-CPU event tracing (ftrace's per-CPU ring buffers, for the emulator),
-and its conversion to a Chrome/Perfetto trace-event file.
+"""Harness: per-CPU event tracing (ftrace's per-CPU ring buffers, for the
+emulator), and its conversion to a Chrome/Perfetto trace-event file.
 
 A traced CPU appends (time_ns, kind, a, b) tuples to a private list and, at
 every housekeeping point, copies them into its own bounded ring in shared
@@ -19,7 +19,7 @@ import time
 
 import numpy as np
 
-from percpu.state import SLOT_MASK
+from percpu.machine.segment import SLOT_MASK
 
 TRACE_EVENTS_PER_CPU = 1 << 15
 TRACE_FIELDS = ("t", "kind", "a", "b")
@@ -58,11 +58,11 @@ def flush(cpu) -> None:
         return
     ring = cpu.state.rows(cpu.state.trace)[cpu.id * TRACE_EVENTS_PER_CPU:(cpu.id + 1) * TRACE_EVENTS_PER_CPU, :4]
     events = np.array(pending[-TRACE_EVENTS_PER_CPU:], dtype=np.int64)
-    start = (cpu.trace_written + len(pending) - len(events)) % TRACE_EVENTS_PER_CPU
+    start = (cpu.stats.trace_written + len(pending) - len(events)) % TRACE_EVENTS_PER_CPU
     first = min(len(events), TRACE_EVENTS_PER_CPU - start)
     ring[start:start + first] = events[:first]
     ring[:len(events) - first] = events[first:]
-    cpu.trace_written += len(pending)
+    cpu.stats.trace_written += len(pending)
     pending.clear()
 
 

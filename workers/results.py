@@ -1,4 +1,4 @@
-"""The result document of one run: parameters, machine, rates, latency,
+"""Harness: the result document of one run: parameters, machine, rates, latency,
 counters, teardown costs, violations, verdict. Versioned, JSON-ready."""
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import statistics
 
 import numpy as np
 
-from percpu.cpu import COUNTERS, bucket_value
+from percpu.machine.stats import COUNTERS, bucket_value
 
 SCHEMA = "percpu.run/1"
 

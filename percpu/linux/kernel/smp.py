@@ -1,4 +1,4 @@
-"""IPIs: synchronous cross-CPU function calls (kernel/smp.c).
+"""kernel/smp.c: synchronous cross-CPU function calls (IPIs).
 
 One call slot per (target, sender) pair, like the kernel's per-CPU
 call_single_data: the sender fills `func` and `arg`, publishes a new `seq`
@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import time
 
-from percpu import trace
-from percpu.violations import site
+from percpu.machine import tracing
+from percpu.machine.checker import site
 
 IPI_FUNCTIONS: list = []
 IPI_NAMES: list[str] = []
@@ -27,6 +27,27 @@ def ipi_function(func):
     return func
 
 
+def flush_smp_call_function_queue(cpu) -> None:
+    """The CPU's IPI handler (__flush_smp_call_function_queue): run every
+    call not yet acknowledged, then acknowledge it."""
+    load = cpu.load
+    cpu.ipi_seen = load(cpu.a_ipi_pending)
+    for sender, (a_seq, a_func, a_arg, a_ack) in enumerate(cpu.ipi_in):
+        seq = load(a_seq)
+        if seq != cpu.ipi_in_acked[sender]:
+            # taken before it runs: a handler that waits services IPIs
+            # itself and must not run this call again
+            cpu.ipi_in_acked[sender] = seq
+            cpu.stats.ipis_received += 1
+            func = load(a_func)
+            if cpu.trace_events is not None:
+                cpu.trace_events.append((tracing.now(), tracing.KERNEL_BEGIN, tracing.KERNEL_IPI, func))
+            IPI_FUNCTIONS[func](cpu, load(a_arg))
+            if cpu.trace_events is not None:
+                cpu.trace_events.append((tracing.now(), tracing.KERNEL_END, 0, 0))
+            cpu.store(a_ack, seq)
+
+
 def _send(cpu, target: int, func, arg: int) -> int:
     a_seq, a_func, a_arg, a_ack = cpu.ipi_out[target]
     while True:
@@ -37,30 +58,31 @@ def _send(cpu, target: int, func, arg: int) -> int:
         # comes from a handler run while waiting for it); never overwrite it.
         # Waiting services IPIs, whose handlers may send to this target too:
         # look again before taking the slot.
-        _wait(cpu, target, previous, func)
+        csd_lock_wait(cpu, target, previous, func)
     seq = previous + 1
     cpu.ipi_out_seq[target] = seq
     cpu.store(a_func, func.ipi_id)
     cpu.store(a_arg, arg)
     cpu.store(a_seq, seq)  # release: func and arg are visible before seq
-    cpu.fetch_add(cpu.cpu_ipi_pending[target], 1)
-    cpu.ipis_sent += 1
+    cpu.fetch_add(cpu.mem.cpu_ipi_pending[target], 1)
+    cpu.stats.ipis_sent += 1
     if cpu.trace_events is not None:
-        cpu.trace_events.append((trace.now(), trace.IPI_SENT, target, func.ipi_id))
+        cpu.trace_events.append((tracing.now(), tracing.IPI_SENT, target, func.ipi_id))
     return seq
 
 
-def _wait(cpu, target: int, seq: int, func) -> None:
+def csd_lock_wait(cpu, target: int, seq: int, func) -> None:
+    """Wait until `target` has acknowledged call `seq` (a later ack covers it)."""
     a_ack = cpu.ipi_out[target][3]
     load = cpu.load
     start = time.perf_counter_ns()
     cpu.spin_until(
-        lambda: load(a_ack) >= seq,  # a nested call's later ack also covers this one
+        lambda: load(a_ack) >= seq,
         timeout_ns=cpu.ipi_timeout_ns,
         timeout_site=func.timeout_site,
         target=target,
     )
-    cpu.wait_ns += time.perf_counter_ns() - start
+    cpu.stats.wait_ns += time.perf_counter_ns() - start
 
 
 def smp_call_function_single(cpu, target: int, func, arg: int) -> None:
@@ -68,7 +90,7 @@ def smp_call_function_single(cpu, target: int, func, arg: int) -> None:
     if target == cpu.id:
         func(cpu, arg)
         return
-    _wait(cpu, target, _send(cpu, target, func, arg), func)
+    csd_lock_wait(cpu, target, _send(cpu, target, func, arg), func)
 
 
 def on_each_cpu_mask(cpu, targets, func, arg: int) -> None:
@@ -78,4 +100,4 @@ def on_each_cpu_mask(cpu, targets, func, arg: int) -> None:
     if cpu.id in targets:
         func(cpu, arg)
     for target, seq in sent:
-        _wait(cpu, target, seq, func)
+        csd_lock_wait(cpu, target, seq, func)

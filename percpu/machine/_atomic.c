@@ -1,5 +1,5 @@
 /*
- * percpu._atomic: the only native code in percpu.
+ * percpu.machine._atomic: the only native code in percpu.
  *
  * Atomic operations on 64-bit words at raw integer addresses inside the
  * shared-memory segment. numpy has no atomic read-modify-write, and a plain
@@ -192,7 +192,7 @@ static PyMethodDef methods[] = {
 };
 
 static struct PyModuleDef module = {
-    PyModuleDef_HEAD_INIT, "percpu._atomic",
+    PyModuleDef_HEAD_INIT, "percpu.machine._atomic",
     "Atomics on raw addresses in shared memory.", -1, methods,
 };
 

@@ -1,4 +1,5 @@
-"""Shared state: one POSIX shared-memory segment per run, laid out as tables.
+"""Harness: the shared segment, one POSIX shared-memory segment per run, laid
+out as tables of the kernel structures (the emulated machine's memory).
 
 Every table is a run of fixed-size records of 64-bit words. In the `padded`
 layout each record is split into the cache lines the kernel would give it

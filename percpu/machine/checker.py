@@ -1,13 +1,94 @@
-"""The verdict's evidence: violations recorded during the run, and the
-end-of-run state check (every mm freed, counts at zero, no CPU or task
-pointing at anything but init_mm).
+"""Harness: the checker. What it can find (kinds), where in the emulated
+kernel it was found (sites), how a CPU records it (a few stores into the
+segment's violation table), the checked dereference every mm pointer goes
+through, and the end-of-run check of the state the CPUs left.
+
+Kinds and sites are small integers; both registries are filled at import
+time, before the workers fork, so every CPU agrees on the numbers.
 """
 from __future__ import annotations
 
-from percpu.state import INIT_MM, INIT_MM_SLOT, NULL, VIOLATION_CAPACITY, VIOLATION_FIELDS, SharedState
-from percpu.violations import BAD_END_STATE, KIND_NAMES, LEAKED_MM, site_name
+import time
+
+from percpu.machine import tracing
+from percpu.machine.segment import (INIT_MM, INIT_MM_SLOT, LOADED_MM_SWITCHING, NULL, SLOT_MASK, VIOLATION_CAPACITY,
+                                    VIOLATION_FIELDS, SharedState)
+
+USE_AFTER_FREE = 1  # a stale mm reference was dereferenced
+FREED_WHILE_LOADED = 2  # __mmdrop freed an mm some CPU still had as loaded_mm
+REFCOUNT_UNDERFLOW = 3  # mm_users or mm_count went below zero
+IPI_TIMEOUT = 4  # a synchronous IPI was not acknowledged (the CSD-lock warning)
+LEAKED_MM = 5  # found by the end-of-run check: an mm never freed
+BAD_END_STATE = 6  # found by the end-of-run check: counts or pointers left behind
+STALE_TLB = 7  # a CPU ran an mm's user code with a TLB older than a completed flush
+
+KIND_NAMES = {
+    USE_AFTER_FREE: "use-after-free",
+    FREED_WHILE_LOADED: "freed-while-loaded",
+    REFCOUNT_UNDERFLOW: "refcount-underflow",
+    IPI_TIMEOUT: "ipi-timeout",
+    LEAKED_MM: "leaked-mm",
+    BAD_END_STATE: "bad-end-state",
+    STALE_TLB: "stale-tlb",
+}
+
+_SITES: list[str] = ["?"]
 
 
+def site(description: str) -> int:
+    """Register a code path that can observe a violation; returns its id."""
+    if description in _SITES:
+        return _SITES.index(description)
+    _SITES.append(description)
+    return len(_SITES) - 1
+
+
+def site_name(site_id: int) -> str:
+    return _SITES[site_id] if 0 <= site_id < len(_SITES) else f"site {site_id}"
+
+
+# --- on a CPU, while running ---------------------------------------------------
+def violation(cpu, kind: int, mm: int, found_gen: int, site_id: int, other: int = 0) -> None:
+    """Record a violation in the shared table (once per kind, mm and site on
+    a CPU: a lazy CPU would report the same probe forever)."""
+    key = (kind, mm, site_id)
+    if key in cpu.reported:
+        return
+    cpu.reported.add(key)
+    cpu.stats.violations += 1
+    if cpu.trace_events is not None:
+        cpu.trace_events.append((tracing.now(), tracing.VIOLATION, kind, mm & SLOT_MASK))
+    index = cpu.fetch_add(cpu.mem.violations, 1)
+    if index < VIOLATION_CAPACITY:
+        base = cpu.mem.violation_base + index * cpu.mem.violation_stride
+        values = (kind, cpu.id, mm & SLOT_MASK, mm >> 32, found_gen, site_id, time.perf_counter_ns(), other)
+        for i, value in enumerate(values):
+            cpu.store(base + 8 * i, value)
+
+
+def deref(cpu, mm: int, site_id: int) -> int:
+    """Return the slot of `mm`, recording a use-after-free if it is stale."""
+    slot = mm & SLOT_MASK
+    gen = cpu.load(cpu.mem.mm_gen[slot])
+    if gen != mm >> 32:
+        violation(cpu, USE_AFTER_FREE, mm, gen, site_id)
+    return slot
+
+
+def use_after_free(cpu, mm: int, site_id: int) -> None:
+    """For hot paths that inline deref's generation check."""
+    violation(cpu, USE_AFTER_FREE, mm, cpu.load(cpu.mem.mm_gen[mm & SLOT_MASK]), site_id)
+
+
+def probe(cpu, site_id: int) -> None:
+    """A lazy CPU's hardware may walk the page tables behind CR3 at any time."""
+    mm = cpu.loaded_mm
+    if mm != INIT_MM and mm != NULL and mm != LOADED_MM_SWITCHING:
+        cpu.stats.probes += 1
+        deref(cpu, mm, site_id)
+
+
+# --- on the coordinator, after the run -------------------------------------------
 def recorded_violations(state: SharedState) -> tuple[int, list[dict]]:
     """(how many were recorded, the first VIOLATION_CAPACITY of them)."""
     total = int(state.field(state.control, "violations")[0])

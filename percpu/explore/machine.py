@@ -1,0 +1,482 @@
+"""Harness: the explorer's machine. Every emulated CPU is a thread, one
+running at a time, control handed over before every shared-memory access.
+
+The kernel and strategy code are the ones the real workers run: each CPU's
+atomics (`CPU.load`, `store`, `fetch_add`, ...) are replaced by wrappers that
+first offer the scheduler a choice (a *scheduling point*), then do the real
+operation on the same SharedState. The interrupt points the workers poll
+(`interrupt_point`, the inlined poll in `run_quanta`) are loads of the CPU's
+`ipi_pending`, so they are scheduling points too.
+
+Waiting: a CPU that spins (`spin_until`, `idle_until`: IPI acks, hazard
+slots, barriers) and finds its condition false is *blocked*: it is not
+offered as a choice until some other CPU has made a shared write (a store
+reaching memory, an atomic). A spin therefore costs one iteration per write
+that might end it, never an unbounded number of schedules. If every CPU left
+is blocked, the schedule is a deadlock (the kernel's CSD-lock warning).
+
+Memory model (`tso=True`): each CPU gets an x86-TSO store buffer. A store
+goes into its CPU's buffer; a load sees its own CPU's newest buffered store
+to that address, else memory; `smp_mb` and every atomic read-modify-write
+(x86 `lock`-prefixed) drain the buffer first. The oldest buffered store of a
+CPU reaching memory is an actor of its own ("flush CPU n"); by default
+stores stay buffered as long as anything else can run (the adversarial
+choice), and flushing one earlier costs a preemption. A CPU's buffer drains
+when it finishes its program.
+
+Violations: everything the emulator's checker reports (use-after-free on a
+probe or dereference, freed-while-loaded, refcount underflow), deadlock, a
+crash of the emulated kernel code, a schedule longer than `max_steps`
+(livelock), and the end-of-run check (every mm freed, counts zero, every CPU
+back on init_mm). A schedule stops at its first violation.
+"""
+from __future__ import annotations
+
+import sys
+import threading
+import traceback
+from dataclasses import dataclass, field
+
+from percpu.linux.include.linux.sched import Task
+from percpu.linux.init.main import start_kernel
+from percpu.linux.kernel.sched.core import SITE_IDLE_PROBE, boot_idle, exit_tasks, has_live_tasks, idle_task_exit, run_quanta
+from percpu.linux.kernel.smp import flush_smp_call_function_queue
+from percpu.machine import _atomic
+from percpu.machine.addresses import Addresses
+from percpu.machine.checker import check_end_state, probe, recorded_violations
+from percpu.machine.context import CPU
+from percpu.machine.segment import NULL, SharedState
+from percpu.explore.scenarios import SCENARIOS, strategy_class
+
+RMW_OPS = ("fetch_add", "add_return", "dec_and_test", "xchg", "cmpxchg")
+RUNNABLE, BLOCKED, DONE = 0, 1, 2
+
+
+class _Stop(BaseException):
+    """Unwinds a CPU thread when its schedule is over (pruned, violated)."""
+
+
+class ReplayDiverged(Exception):
+    """A replayed schedule asked for a choice that is not possible."""
+
+
+@dataclass
+class Step:
+    actor: int  # CPU id, or ncpus + id for a store-buffer flush
+    op: str
+    addr: int
+    args: tuple
+    result: object
+    where: str
+
+
+@dataclass
+class Result:
+    outcome: str  # "ok", "violation", "pruned", "step-bound"
+    choices: list  # the choice made at every decision point
+    decisions: list  # (options, default, chosen, cost_before, current_enabled)
+    steps: list
+    violations: list = field(default_factory=list)
+    preemptions: int = 0
+    barriers_dropped: int = 0
+
+
+class ExplorerCPU(CPU):
+    """A CPU whose waits block in the explorer instead of spinning."""
+
+    __slots__ = ("explorer",)
+
+    def spin_until(self, done, timeout_ns: int = 0, timeout_site: int = 0, target: int = -1) -> None:
+        self._wait(done, None)
+
+    def idle_until(self, done, site: int) -> None:
+        self._wait(done, site)
+
+    def _wait(self, done, probe_site) -> None:
+        memory, sched = self.explorer.memory, self.explorer.sched
+        while True:
+            epoch, history, ipi_seen = memory.write_epoch, memory.history[self.id], self.ipi_seen
+            if done():
+                return
+            self.interrupt_point()
+            if probe_site is not None and self.is_lazy:
+                probe(self, probe_site)
+            # a failed try that took no IPI left this CPU as it was (a probe
+            # that finds a violation ends the schedule): forget its loads
+            sched.block(self.id, epoch, history if self.ipi_seen == ipi_seen else None)
+
+    def heartbeat(self) -> None:
+        pass
+
+    def housekeeping(self) -> None:
+        pass
+
+
+_NOT_KERNEL = {"cpu_thread", "execute", "run", "_bootstrap_inner", "_bootstrap", "<lambda>", "<genexpr>"}
+
+
+def _where(frame) -> str:
+    """The emulated kernel functions around an access, innermost last."""
+    names = []
+    while frame is not None and len(names) < 3:
+        name = frame.f_code.co_name
+        if name not in _NOT_KERNEL:
+            names.append(name)
+        frame = frame.f_back
+    return " > ".join(reversed(names))
+
+
+class Memory:
+    """Shared memory as the CPUs of one schedule see it: the segment, each
+    CPU's store buffer, each CPU's history of (access, result) -- a CPU's
+    Python state is a function of what its loads returned -- and the log of
+    steps. Only the kernel's tables are observed (accesses to them are
+    scheduling points); the checker's violation counter is not."""
+
+    def __init__(self, state: SharedState, n: int, tso: bool):
+        self.state, self.tso = state, tso
+        self.buffers = [[] for _ in range(n)]
+        self.history = [0] * n
+        self.write_epoch = 0  # bumped by every write that reaches memory
+        self.steps: list[Step] = []
+        self.barriers_dropped = 0  # smp_mb() calls removed (install_atomics)
+        self.a_violations = state.addr(state.control, 0, "violations")
+        lo = state._table_base["control"]
+        hi = state._table_base["ipi"] + state.ipi.count * state.ipi.stride
+        self.observed_lo, self.observed_hi = state.base + lo, state.base + hi
+        self.mem_lo, self.mem_hi = lo, hi
+        self.unobserved = {self.a_violations}
+
+    def observed(self, addr: int) -> bool:
+        return self.observed_lo <= addr < self.observed_hi and addr not in self.unobserved
+
+    def snapshot(self) -> bytes:
+        return bytes(self.state._map[self.mem_lo:self.mem_hi])
+
+    def record(self, c, op, addr, args, result):
+        self.history[c] = hash((self.history[c], op, addr - self.observed_lo if addr else 0, args, result))
+        self.steps.append(Step(c, op, addr, args, result, _where(sys._getframe(2))))
+
+    def flush_one(self, c, actor):
+        addr, value = self.buffers[c].pop(0)
+        _atomic.store_release(addr, value)
+        self.write_epoch += 1
+        self.steps.append(Step(actor, "flush", addr, (value,), None, "store buffer"))
+
+    def drain(self, c):
+        drained = len(self.buffers[c])
+        while self.buffers[c]:
+            addr, value = self.buffers[c].pop(0)
+            _atomic.store_release(addr, value)
+            self.write_epoch += 1
+        return drained
+
+
+def install_atomics(cpu, memory: Memory, point, drop_barrier: str) -> None:
+    """Replace `cpu`'s atomics by wrappers: each observed access is first a
+    scheduling point (`point(c)`), then done on memory (through the store
+    buffer under TSO) and logged. An smp_mb() called by `drop_barrier` is not
+    there at all (memory.barriers_dropped counts them)."""
+    c, tso, buffers = cpu.id, memory.tso, memory.buffers
+    observed, record = memory.observed, memory.record
+
+    def load(addr):
+        if not observed(addr):
+            return _atomic.load_acquire(addr)
+        point(c)
+        value = None
+        if tso:
+            for a, v in reversed(buffers[c]):
+                if a == addr:
+                    value = v
+                    break
+        if value is None:
+            value = _atomic.load_acquire(addr)
+        record(c, "load", addr, (), value)
+        return value
+
+    def store(addr, value):
+        if not observed(addr):
+            return _atomic.store_release(addr, value)
+        point(c)
+        if tso:
+            buffers[c].append((addr, value))
+        else:
+            _atomic.store_release(addr, value)
+            memory.write_epoch += 1
+        record(c, "store", addr, (value,), None)
+
+    def rmw(op):
+        real = getattr(_atomic, op)
+
+        def atomic(addr, *args):
+            if not observed(addr):
+                return real(addr, *args)
+            point(c)
+            drained = memory.drain(c) if tso else 0
+            result = real(addr, *args)
+            memory.write_epoch += 1
+            record(c, op if not drained else f"{op} (drains {drained})", addr, args, result)
+            return result
+
+        return atomic
+
+    def smp_mb():
+        if drop_barrier and sys._getframe(1).f_code.co_name == drop_barrier:
+            memory.barriers_dropped += 1  # as if the line were not there: not even a scheduling point
+            return
+        point(c)
+        drained = memory.drain(c) if tso else 0
+        record(c, "smp_mb" if not drained else f"smp_mb (drains {drained})", 0, (), None)
+
+    cpu.load, cpu.store, cpu.smp_mb = load, store, smp_mb
+    for op in RMW_OPS:
+        setattr(cpu, op, rmw(op))
+    cpu.cpu_relax = lambda: None
+
+
+class Interleaving:
+    """Who runs: one CPU thread at a time, handed over at scheduling points.
+    Where more than one actor could go (a CPU, or under TSO a store buffer
+    flushing its oldest store), a choice: from the replayed prefix, else the
+    chooser, else the default (keep the running CPU). A state already
+    explored with as few preemptions (`visited`) ends the schedule."""
+
+    def __init__(self, n: int, max_steps: int, memory: Memory, prefix, chooser=None, visited=None,
+                 fingerprints=None):
+        self.n, self.max_steps, self.memory = n, max_steps, memory
+        self.prefix, self.chooser, self.visited, self.fingerprints = prefix, chooser, visited, fingerprints
+        self.locks = [threading.Lock() for _ in range(n)]
+        for lock in self.locks:
+            lock.acquire()
+        self.done = threading.Lock()
+        self.done.acquire()
+        self.status = [RUNNABLE] * n
+        self.block_epoch = [0] * n
+        self.current = 0
+        self.decisions: list = []
+        self.preemptions = 0
+        self.stopped = False
+        self.outcome = "ok"
+        self.extra_violations: list = []
+
+    def enabled(self):
+        memory, out = self.memory, []
+        for c in range(self.n):
+            st = self.status[c]
+            if st == RUNNABLE or (st == BLOCKED and memory.write_epoch > self.block_epoch[c]):
+                out.append(c)
+        if memory.tso:
+            out.extend(self.n + c for c in range(self.n) if memory.buffers[c])
+        return out
+
+    def fingerprint(self):
+        memory = self.memory
+        cpus = tuple(
+            (memory.history[c], self.status[c] == BLOCKED and memory.write_epoch <= self.block_epoch[c],
+             self.status[c], tuple(memory.buffers[c]))
+            for c in range(self.n)
+        )
+        return hash((memory.snapshot(), cpus))
+
+    def decide(self):
+        """Pick the next actor (None: the schedule is over)."""
+        while True:
+            options = self.enabled()
+            cur = self.current
+            cpus = [o for o in options if o < self.n]
+            if not options:
+                if any(s != DONE for s in self.status):
+                    waiting = [c for c in range(self.n) if self.status[c] != DONE]
+                    self.fail("deadlock", f"CPUs {waiting} wait forever (every CPU left is blocked)")
+                return None
+            if len(self.memory.steps) >= self.max_steps:
+                self.outcome = "step-bound"
+                self.fail("livelock", f"schedule longer than {self.max_steps} steps")
+                return None
+            cur_can_go = cur in cpus
+            default = cur if cur_can_go else (cpus[0] if cpus else options[0])
+            if len(options) == 1:
+                chosen = default
+            else:
+                chosen = self._choose(options, default, cur if cur_can_go else -1)
+                if chosen is None:
+                    return None
+                cost = 1 if (chosen != default and cur_can_go) else 0
+                self.decisions.append((options, default, chosen, self.preemptions, cur_can_go))
+                self.preemptions += cost
+            if chosen >= self.n:  # a store reaches memory
+                self.memory.flush_one(chosen - self.n, chosen)
+                continue
+            return chosen
+
+    def _choose(self, options, default, running):
+        """The choice at a decision point; None when its state was explored."""
+        index = len(self.decisions)
+        if index >= len(self.prefix) and self.visited is not None:
+            fp = self.fingerprint()
+            self.fingerprints.add(fp)
+            key = (fp, running)
+            seen = self.visited.get(key)
+            if seen is not None and seen <= self.preemptions:
+                self.outcome = "pruned"
+                return None
+            self.visited[key] = self.preemptions
+        elif self.fingerprints is not None:
+            self.fingerprints.add(self.fingerprint())
+        if index < len(self.prefix):
+            chosen = self.prefix[index]
+            if chosen not in options:
+                raise ReplayDiverged(f"decision {index}: {chosen} is not one of {options}")
+            return chosen
+        if self.chooser is not None:
+            return self.chooser(options, default)
+        return default
+
+    def fail(self, kind, message):
+        self.extra_violations.append({"kind": kind, "message": message})
+
+    def switch_to(self, me, actor):
+        """Hand the (one) running slot from CPU `me` to `actor`."""
+        if actor is None:
+            self.stopped = True
+            for lock in self.locks:
+                if lock.locked():
+                    try:
+                        lock.release()
+                    except RuntimeError:
+                        pass
+            self.done.release()
+            if me is not None:
+                raise _Stop()
+            return
+        self.current = actor
+        if actor == me:
+            return
+        self.locks[actor].release()
+        if me is not None:
+            self.locks[me].acquire()
+            if self.stopped:
+                raise _Stop()
+
+    def point(self, c):
+        """A scheduling point of CPU c, before its next shared access."""
+        if self.stopped:
+            raise _Stop()
+        if _atomic.load_acquire(self.memory.a_violations):
+            self.outcome = "violation"
+            self.switch_to(c, None)
+        self.switch_to(c, self.decide())
+
+    def block(self, c, epoch, history=None):
+        if self.stopped:
+            raise _Stop()
+        if history is not None:
+            self.memory.history[c] = history
+        self.status[c] = BLOCKED
+        self.block_epoch[c] = epoch
+        self.switch_to(c, self.decide())
+        self.status[c] = RUNNABLE  # it runs again: it was woken (or never slept)
+
+
+class Run:
+    """One schedule of one scenario: its CPUs as threads on an Interleaving
+    over a Memory, from boot to the end-of-run check."""
+
+    def __init__(self, cfg, state: SharedState, prefix, chooser=None, visited=None, fingerprints=None):
+        self.cfg, self.state, self.n = cfg, state, cfg.cpus
+        self.memory = Memory(state, cfg.cpus, cfg.tso)
+        self.sched = Interleaving(cfg.cpus, cfg.max_steps, self.memory, prefix, chooser, visited, fingerprints)
+        self.flushed_tlb_gen: dict = {}  # the checker's: per mm, the newest completed flush (MunmapScript)
+        self.crash = None
+
+    def cpu_thread(self, cpu):
+        c, sched = cpu.id, self.sched
+        try:
+            sched.locks[c].acquire()
+            if sched.stopped:
+                return
+            self.program(cpu)
+            sched.status[c] = DONE
+            if self.cfg.tso and self.memory.buffers[c]:
+                self.memory.drain(c)
+            sched.switch_to(c, sched.decide())
+        except _Stop:
+            pass
+        except ReplayDiverged as exc:
+            self.crash = exc
+            self._stop_from(c)
+        except BaseException:
+            sched.fail("crash", f"CPU {c}: " + traceback.format_exc(limit=8))
+            sched.outcome = "violation"
+            self._stop_from(c)
+
+    def _stop_from(self, c):
+        if not self.sched.stopped:
+            try:
+                self.sched.switch_to(c, None)
+            except _Stop:
+                pass
+
+    def program(self, cpu):
+        """The CPU's life, as a worker's: its script, exit, offline."""
+        state, n = self.state, self.n
+        run_quanta(cpu, cpu.workload, 1 << 30)
+        if has_live_tasks(cpu):
+            exit_tasks(cpu)
+        _barrier(cpu, state.addr(state.control, 0, "exited"), n)
+        if has_live_tasks(cpu):
+            exit_tasks(cpu)
+        idle_task_exit(cpu)
+        _barrier(cpu, state.addr(state.control, 0, "offline"), n)
+
+    def execute(self) -> Result:
+        cfg, state, n, sched = self.cfg, self.state, self.n, self.sched
+        state.words[:] = 0
+        start_kernel(state)
+        mem = Addresses(state)
+        scenario = SCENARIOS[cfg.scenario]
+        per_cpu = scenario.setup(state, n)
+        cls = strategy_class(cfg.strategy)
+        cpus = []
+        for c in range(n):
+            cpu = ExplorerCPU(state, mem, c, cls(), flush_smp_call_function_queue,
+                              cpumask_clear_on_switch=cfg.cpumask == "eager")
+            cpu.explorer = self
+            boot_idle(cpu, Task(c, f"swapper/{c}", NULL, c))
+            cpu.store(cpu.mem.cpu_online[c], 1)
+            tasks, words = per_cpu[c]
+            scenario.script(state, words).attach(cpu, tasks)
+            install_atomics(cpu, self.memory, sched.point, cfg.drop_barrier)
+            cpus.append(cpu)
+        threads = [threading.Thread(target=self.cpu_thread, args=(cpu,), daemon=True) for cpu in cpus]
+        for t in threads:
+            t.start()
+        sched.switch_to(None, 0)  # CPU 0 first; its first access is the first decision
+        if not sched.done.acquire(timeout=120):
+            raise RuntimeError("explorer: a schedule hung")
+        for t in threads:
+            t.join()
+        if self.crash is not None:
+            raise self.crash
+        return self._result()
+
+    def _result(self) -> Result:
+        sched = self.sched
+        violations = list(sched.extra_violations)
+        total, found = recorded_violations(self.state)
+        violations.extend(found)
+        if sched.outcome == "ok" and not violations:
+            violations.extend(check_end_state(self.state))
+        if violations and sched.outcome != "pruned":
+            sched.outcome = "violation"
+        elif sched.outcome == "pruned":
+            violations = []
+        return Result(sched.outcome, [d[2] for d in sched.decisions], sched.decisions, self.memory.steps,
+                      violations, sched.preemptions, self.memory.barriers_dropped)
+
+
+def _barrier(cpu, a_count, n):
+    cpu.fetch_add(a_count, 1)
+    load = cpu.load
+    cpu.idle_until(lambda: load(a_count) >= n, SITE_IDLE_PROBE)

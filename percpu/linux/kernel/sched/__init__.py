@@ -1,0 +1,1 @@
+"""linux.git's kernel/sched/."""

@@ -1,0 +1,52 @@
+"""Harness: the raw addresses of the segment's shared fields, computed once per
+segment and shared, read-only, by every CPU (workers inherit them across
+fork; the explorer's CPUs share one object).
+
+Kernel code dereferences `mem.mm_count[slot]`, `mem.cpu_is_lazy[cpu]`, ...
+and hands the address to an atomic: the tables are lists of ints, indexed
+without a call.
+"""
+from __future__ import annotations
+
+from percpu.machine.segment import SharedState
+
+CPUMASK_WORDS = 4  # mm_cpumask: 4 x 64 bits (segment.MAX_CPUMASK_CPUS)
+IPI_FIELDS = ("seq", "func", "arg", "ack")  # one call slot (segment.IPI_LINES)
+
+
+class Addresses:
+    __slots__ = (
+        "ncpus", "nmm",
+        # mm_struct fields, by mm slot
+        "mm_gen", "mm_users", "mm_count", "mm_tlb_gen", "mm_cpumask",
+        # every CPU's remotely visible fields, by CPU
+        "cpu_loaded_mm", "cpu_is_lazy", "cpu_hazard", "cpu_lazy_mm", "cpu_mm_to_mmdrop", "cpu_ipi_pending",
+        "cpu_online", "cpu_heartbeat", "cpu_ops",
+        # the control record: coordinator flags and shared counters
+        "stop", "abort", "abort_cpu", "violations", "online_count",
+        # the violation table
+        "violation_base", "violation_stride",
+    )
+
+    def __init__(self, state: SharedState):
+        s, mm, cpu, ctl = state, state.mm, state.cpu, state.control
+        self.ncpus, self.nmm = state.ncpus, mm.count
+        by_mm = lambda field: [s.addr(mm, i, field) for i in range(mm.count)]
+        by_cpu = lambda field: [s.addr(cpu, c, field) for c in range(state.ncpus)]
+        self.mm_gen, self.mm_users, self.mm_count, self.mm_tlb_gen = (
+            by_mm(f) for f in ("gen", "mm_users", "mm_count", "tlb_gen"))
+        self.mm_cpumask = [[s.addr(mm, i, f"cpumask{w}") for w in range(CPUMASK_WORDS)] for i in range(mm.count)]
+        (self.cpu_loaded_mm, self.cpu_is_lazy, self.cpu_hazard, self.cpu_lazy_mm, self.cpu_mm_to_mmdrop,
+         self.cpu_ipi_pending, self.cpu_online, self.cpu_heartbeat, self.cpu_ops) = (
+            by_cpu(f) for f in ("loaded_mm", "is_lazy", "hazard", "lazy_mm", "mm_to_mmdrop", "ipi_pending",
+                                "online", "heartbeat", "ops"))
+        self.stop, self.abort, self.abort_cpu, self.violations, self.online_count = (
+            s.addr(ctl, 0, f) for f in ("stop", "abort", "abort_cpu", "violations", "online_count"))
+        self.violation_base = s.addr(state.violation, 0, "kind")
+        self.violation_stride = state.violation.stride
+
+
+def ipi_slot(state: SharedState, target: int, sender: int) -> tuple[int, int, int, int]:
+    """The (seq, func, arg, ack) addresses of the call slot `sender` uses to
+    call `target` (ipi record target * ncpus + sender, like a per-CPU csd)."""
+    return tuple(state.addr(state.ipi, target * state.ncpus + sender, f) for f in IPI_FIELDS)

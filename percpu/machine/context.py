@@ -1,0 +1,183 @@
+"""Harness: the per-CPU context, the one object through which an emulated CPU
+reaches shared memory.
+
+Kernel and strategy code take a `CPU` as first argument and touch shared
+memory only through its atomics (`load`, `store`, `fetch_add`, ...), the
+segment's address tables (`cpu.mem`, shared by every CPU) and its waiting
+helpers. That keeps the kernel code free of process mechanics, so the same
+code runs under pinned processes and under the deterministic interleaver
+(percpu/explore), which substitutes the atomics and the waits.
+
+The kernel's per-CPU state a CPU keeps here (x86's cpu_tlbstate, the run
+queue, the IPI queue, hotplug) is written only by this CPU (IPI handlers
+run on their target), so Python attributes mirror it exactly; the fields
+other CPUs read are written through to shared memory by the kernel code.
+Statistics live in `cpu.stats` (percpu/machine/stats.py).
+"""
+from __future__ import annotations
+
+import os
+import time
+
+from percpu.machine import _atomic, checker, tracing
+from percpu.machine.addresses import Addresses, ipi_slot
+from percpu.machine.segment import INIT_MM, MAILBOX_SLOTS, NULL, SharedState
+from percpu.machine.stats import Stats
+
+HOUSEKEEPING_EVERY = 1024  # scheduler-loop iterations between heartbeats
+SPINS_PER_CHECK = 64
+
+
+class RunAborted(Exception):
+    """The coordinator (or another CPU) aborted the run."""
+
+
+class Orphaned(Exception):
+    """The coordinator is gone: stop at once (will-it-scale's orphan check)."""
+
+
+class CPU:
+    # Slots, not a __dict__: attribute access on the hot path stays a fixed offset.
+    __slots__ = (
+        # who it is, the machine it is part of, what it runs
+        "id", "ncpus", "state", "mem", "strategy", "workload",
+        # its atomics: attributes, so that an interleaver can substitute them
+        "load", "store", "fetch_add", "add_return", "dec_and_test", "xchg", "cmpxchg", "smp_mb", "cpu_relax",
+        # the addresses of its own hot per-CPU fields
+        "a_loaded_mm", "a_is_lazy", "a_hazard", "a_lazy_mm", "a_mm_to_mmdrop", "a_ipi_pending",
+        # x86 cpu_tlbstate (mirrors): loaded_mm, is_lazy, the tlb_gen its TLB holds
+        "loaded_mm", "is_lazy", "loaded_tlb_gen",
+        # the run queue: current task, idle task, tasks; the mm slots it allocates from (a per-CPU slab)
+        "curr", "idle", "rq", "mm_own_slots",
+        # the IPI queue (kernel/smp.c): the handler the kernel installed, call slots in and out
+        "ipi_handler", "ipi_seen", "ipi_in", "ipi_in_acked", "ipi_out", "ipi_out_seq",
+        # hotplug (kernel/cpu.c), the run's phase, teardown in progress
+        "online", "mailbox", "mailbox_next", "stopping", "stop_seen", "in_teardown",
+        # the kernel version's choices and the modelled costs
+        "cpumask_clear_on_switch", "switch_cost_ns",
+        # harness: watchdogs, statistics, the checker's memory, tracing, fault injection
+        "oversubscribed", "coordinator_pid", "ipi_timeout_ns", "_heartbeat",
+        "stats", "reported", "trace_events", "fault",
+    )
+
+    def __init__(self, state: SharedState, mem: Addresses, cpu_id: int, strategy, ipi_handler, *,
+                 oversubscribed: bool = False, coordinator_pid: int | None = None, ipi_timeout_s: float = 10.0,
+                 cpumask_clear_on_switch: bool = True, switch_cost_ns: int = 0):
+        self.id, self.ncpus, self.state, self.mem = cpu_id, state.ncpus, state, mem
+        self.strategy, self.workload = strategy, None
+        self.load, self.store = _atomic.load_acquire, _atomic.store_release
+        self.fetch_add, self.add_return, self.dec_and_test = _atomic.fetch_add, _atomic.add_return, _atomic.dec_and_test
+        self.xchg, self.cmpxchg, self.smp_mb, self.cpu_relax = _atomic.xchg, _atomic.cmpxchg, _atomic.smp_mb, _atomic.cpu_relax
+        self.a_loaded_mm, self.a_is_lazy, self.a_hazard, self.a_lazy_mm, self.a_mm_to_mmdrop, self.a_ipi_pending = (
+            table[cpu_id] for table in (mem.cpu_loaded_mm, mem.cpu_is_lazy, mem.cpu_hazard, mem.cpu_lazy_mm,
+                                        mem.cpu_mm_to_mmdrop, mem.cpu_ipi_pending))
+        self.loaded_mm, self.is_lazy, self.loaded_tlb_gen = INIT_MM, 0, 0
+        self.curr = self.idle = None
+        self.rq: list = []
+        self.mm_own_slots = [slot for slot in range(1, mem.nmm) if slot % self.ncpus == cpu_id]
+        # x86's CALL_FUNCTION_VECTOR: the kernel's handler (__flush_smp_call_function_queue)
+        self.ipi_handler = ipi_handler
+        self.ipi_seen = 0
+        self.ipi_in = [ipi_slot(state, cpu_id, sender) for sender in range(self.ncpus)]  # others call this CPU
+        self.ipi_out = [ipi_slot(state, target, cpu_id) for target in range(self.ncpus)]  # this CPU calls others
+        self.ipi_in_acked, self.ipi_out_seq = [0] * self.ncpus, [0] * self.ncpus
+        self.online, self.stopping, self.stop_seen, self.in_teardown = True, False, False, False
+        self.mailbox = [state.addr(state.mailbox, cpu_id * MAILBOX_SLOTS + i, "tid") for i in range(MAILBOX_SLOTS)]
+        self.mailbox_next = 0
+        # x86 before 6.13 clears the CPU's bit in prev's mm_cpumask on switch
+        self.cpumask_clear_on_switch = cpumask_clear_on_switch
+        # the rest of a context switch (registers, scheduler, the workload's
+        # syscall), spent busy after each one: sets the lazy-mm work's share
+        self.switch_cost_ns = switch_cost_ns
+        self.oversubscribed, self.coordinator_pid = oversubscribed, coordinator_pid
+        self.ipi_timeout_ns = int(ipi_timeout_s * 1e9)
+        self._heartbeat = 0
+        self.stats = Stats()
+        self.reported: set = set()  # violations already recorded (checker.violation)
+        self.trace_events = None  # tracing: None when off, else events not yet in the ring
+        self.fault = None  # fault injection (percpu/faults.py): None when off
+
+    # --- interrupt points ----------------------------------------------------
+    def interrupt_point(self) -> None:
+        """Where this CPU takes interrupts: one load of its ipi_pending."""
+        if self.load(self.a_ipi_pending) != self.ipi_seen:
+            self.take_interrupt()
+
+    def take_interrupt(self) -> None:
+        """Something is pending: the coordinator's abort or stop, or IPIs,
+        which the kernel's handler runs."""
+        if self.load(self.mem.abort):
+            raise RunAborted()
+        if not self.stop_seen and self.load(self.mem.stop):
+            self.stop_seen = True  # once: the exit phase runs the loop again
+            self.stopping = True
+        self.ipi_handler(self)
+
+    # --- waiting --------------------------------------------------------------
+    def spin_until(self, done, timeout_ns: int = 0, timeout_site: int = 0, target: int = -1) -> None:
+        """Spin until done() while servicing IPIs (else two CPUs IPI-ing each
+        other deadlock). With a timeout, a wait that never ends is reported as
+        the kernel's CSD-lock warning and aborts the run."""
+        spins = 0
+        deadline = time.perf_counter_ns() + timeout_ns if timeout_ns else 0
+        while not done():
+            self.interrupt_point()
+            spins += 1
+            if spins % SPINS_PER_CHECK == 0:
+                self.heartbeat()
+                self.share_core()
+                if deadline and time.perf_counter_ns() > deadline:
+                    checker.violation(self, checker.IPI_TIMEOUT, NULL, 0, timeout_site, target)
+                    self.abort_run()
+            else:
+                self.cpu_relax()
+
+    def idle_until(self, done, site: int) -> None:
+        """Idle (lazily, the hardware walking loaded_mm) until done()."""
+        spins = 0
+        while not done():
+            self.interrupt_point()
+            if self.is_lazy:
+                checker.probe(self, site)
+            spins += 1
+            if spins % SPINS_PER_CHECK == 0:
+                self.heartbeat()
+                self.share_core()
+            else:
+                self.cpu_relax()
+
+    def share_core(self) -> None:
+        """Oversubscribed: let the CPU we wait for run on our core."""
+        if self.oversubscribed:
+            self.stats.yields += 1
+            os.sched_yield()
+
+    @staticmethod
+    def spend(ns: int) -> None:
+        """Busy for `ns` (a modelled cost: the CPU does nothing else)."""
+        end = time.perf_counter_ns() + ns
+        while time.perf_counter_ns() < end:
+            pass
+
+    def abort_run(self) -> None:
+        self.store(self.mem.abort_cpu, self.id + 1)
+        self.store(self.mem.abort, 1)
+        for a_pending in self.mem.cpu_ipi_pending:
+            self.fetch_add(a_pending, 1)
+        raise RunAborted()
+
+    # --- housekeeping --------------------------------------------------------
+    def heartbeat(self) -> None:
+        self._heartbeat += 1
+        self.store(self.mem.cpu_heartbeat[self.id], self._heartbeat)
+        self.store(self.mem.cpu_ops[self.id], self.stats.ops)
+        if self.coordinator_pid is not None and os.getppid() != self.coordinator_pid:
+            raise Orphaned()
+
+    def housekeeping(self) -> None:
+        """Every HOUSEKEEPING_EVERY scheduler iterations: heartbeat, trace
+        flush, one ns-per-op sample."""
+        self.heartbeat()
+        if self.trace_events:
+            tracing.flush(self)
+        self.stats.sample_batch()
