@@ -16,6 +16,7 @@ import platform
 import statistics
 import time
 
+from percpu.linux.include.linux.version import FLUSHES, KERNELS
 from percpu.strategies import SAFE_STRATEGIES
 from percpu.workers.pool import RunParams, run
 
@@ -35,21 +36,23 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--duration", type=float, default=2.0)
     parser.add_argument("--fork-rate", type=float, default=500.0)
-    parser.add_argument("--cpumask", default="eager", choices=("eager", "lazy"))
+    parser.add_argument("--kernel", default="6.18", choices=sorted(KERNELS))
+    parser.add_argument("--flush", default="ipi", choices=FLUSHES)
     parser.add_argument("--out")
     args = parser.parse_args()
     samples: dict[str, dict[str, list[float]]] = {s: {m: [] for m in METRICS} for s in SAFE_STRATEGIES}
     for rep in range(args.repeat):
         for strategy in SAFE_STRATEGIES:
             doc = run(RunParams(strategy=strategy, workload="fork-exit", cpus=args.cpus, duration=args.duration,
-                                fork_rate=args.fork_rate, cpumask=args.cpumask, seed=rep + 1))
+                                fork_rate=args.fork_rate, kernel=args.kernel, flush=args.flush,
+                                seed=rep + 1))
             if doc["verdict"] != "SUCCESS":
                 raise SystemExit(f"{strategy}: {doc['failure_reasons']}")
             for name, get in METRICS.items():
                 samples[strategy][name].append(get(doc))
         print(f"repeat {rep + 1}/{args.repeat} done", flush=True)
     med = {s: {m: statistics.median(v) for m, v in ms.items()} for s, ms in samples.items()}
-    print(f"\nfork-exit, {args.cpus} CPUs, cpumask {args.cpumask}, fork rate {args.fork_rate:g}/s per CPU, "
+    print(f"\nfork-exit, {args.cpus} CPUs, Linux {args.kernel}, {args.flush} flushes, fork rate {args.fork_rate:g}/s per CPU, "
           f"median of {args.repeat} ({platform.node()}, {os.cpu_count()} cores)")
     print(f"{'strategy':>10} {'switch ns':>10} {'teardown ns':>12} {'IPIs/td':>8} {'wait ns/td':>11} {'atomics/op':>11}")
     for s in SAFE_STRATEGIES:

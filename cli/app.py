@@ -18,7 +18,7 @@ from percpu.workloads import WORKLOADS
 from percpu.workers.pool import MAX_CPUS, RunParams, run
 from percpu.machine.segment import SharedMemoryUnavailable
 from percpu.cli.render import render_run, verdict_line
-from percpu.cli.options import fault_list, switch_cost_option, writable_file
+from percpu.cli.options import fault_list, flush_option, kernel_model, kernel_option, switch_cost_option, writable_file
 from percpu.cli.options import line_size as _line_size, positive_finite as _positive_finite
 from percpu.cli.bench import bench_command
 from percpu.cli.sweep import sweep_command
@@ -37,9 +37,6 @@ class Layout(str, Enum):
     packed = "packed"
 
 
-class Cpumask(str, Enum):
-    eager = "eager"
-    lazy = "lazy"
 
 
 app = typer.Typer(
@@ -57,9 +54,8 @@ def run_command(
     workload: Workload = typer.Option("lazy-roundtrip", help="What the tasks do."),
     duration: float = typer.Option(2.0, callback=_positive_finite, help="Seconds of measurement."),
     seed: int = typer.Option(1, min=0, help="Seed for the workload's choices."),
-    cpumask: Cpumask = typer.Option(
-        "eager", help="mm_cpumask upkeep: eager (cleared on switch out) or lazy (set once, trimmed by flush IPIs)."
-    ),
+    kernel: str = kernel_option(),
+    flush: str = flush_option(),
     tasks_per_cpu: int = typer.Option(1, min=1, max=16, help="context-switch workloads: tasks per CPU."),
     fork_rate: float = typer.Option(
         200.0, callback=_positive_finite, help="fork-exit: processes forked per second per CPU."
@@ -83,7 +79,8 @@ def run_command(
         cpus=cpus,
         duration=duration,
         seed=seed,
-        cpumask=cpumask.value,
+        kernel=kernel,
+        flush=flush,
         tasks_per_cpu=tasks_per_cpu,
         fork_rate=fork_rate,
         switch_cost_ns=switch_cost_ns,
@@ -92,6 +89,7 @@ def run_command(
         faults=faults,
         trace=trace is not None,
     )
+    kernel_model(kernel, flush)
     err = Console(stderr=True)
     try:
         doc = run(params)

@@ -9,7 +9,7 @@ import sys
 
 import typer
 
-from percpu.cli.options import writable_file
+from percpu.cli.options import flush_option, kernel_model, kernel_option, writable_file
 from percpu.explore.scenarios import SCENARIOS, strategy_names
 from percpu.explore.schedule import address_names, listing, load_schedule, schedule_document
 from percpu.explore.search import Config, explore, explore_random, make_state, replay as replay_schedule
@@ -62,6 +62,8 @@ def explore_command(
     max_schedules: int = typer.Option(20000, min=1, help="Stop after this many schedules."),
     seed: int = typer.Option(None, min=0, help="Random schedules (seeded) instead of the exhaustive search."),
     tso: bool = typer.Option(False, "--tso", help="x86-TSO store buffers: stores become visible later."),
+    kernel: str = kernel_option(),
+    flush: str = flush_option(),
     drop_barrier: str = typer.Option("", "--drop-barrier", metavar="FUNCTION",
                                      help="Remove the smp_mb() calls made by this kernel function "
                                           "(e.g. switch_mm_irqs_off, mmgrab_lazy_tlb): is that barrier needed?"),
@@ -93,7 +95,8 @@ def explore_command(
     if strategy is None or scenario is None:
         raise typer.BadParameter("--strategy and --scenario are required (or --replay FILE)")
     _applies(scenario, strategy)
-    cfg = Config(strategy, scenario, cpus, tso=tso, drop_barrier=drop_barrier)
+    kernel_model(kernel, flush)
+    cfg = Config(strategy, scenario, cpus, tso=tso, kernel=kernel, flush=flush, drop_barrier=drop_barrier)
     if seed is None:
         report = explore(cfg, bound=bound, max_schedules=max_schedules)
         how = (f"exhaustive up to {report.bound} preemption{'s' * (report.bound != 1)}"
@@ -124,7 +127,8 @@ def explore_command(
 
 def _describe(cfg) -> str:
     dropped = f" drop-barrier={cfg.drop_barrier}" if cfg.drop_barrier else ""
-    return f"strategy={cfg.strategy} scenario={cfg.scenario} cpus={cfg.cpus} tso={cfg.tso}{dropped}"
+    return (f"strategy={cfg.strategy} scenario={cfg.scenario} cpus={cfg.cpus} kernel={cfg.kernel} flush={cfg.flush} "
+            f"tso={cfg.tso}{dropped}")
 
 
 def _names(cfg):

@@ -8,6 +8,7 @@ import os
 import typer
 
 from percpu.faults import FAULTS
+from percpu.linux.include.linux.version import FLUSHES, KERNELS, kernel_for
 
 
 MAX_SWITCH_COST_NS = 1_000_000  # a switch that costs more than 1 ms is no model of a machine
@@ -85,3 +86,22 @@ def parse_counts(text: str, what: str, highest: int) -> list[int]:
             raise typer.BadParameter(f"{item!r}: each {what} must be from 1 to {highest}")
         counts.update(range(low, high + 1))
     return sorted(counts)
+
+
+def kernel_option():
+    """--kernel, shared by run, sweep and explore."""
+    return typer.Option("6.18", help=f"The Linux version emulated: {' or '.join(KERNELS)}.")
+
+
+def flush_option():
+    """--flush, shared by run, sweep and explore."""
+    return typer.Option("ipi", help=f"x86 TLB flushes: {FLUSHES[0]} (lazy CPUs IPI'd when page tables are freed) "
+                                    f"or {FLUSHES[1]} (AMD INVLPGB, global ASIDs: no IPIs; needs --kernel 6.18).")
+
+
+def kernel_model(kernel: str, flush: str) -> None:
+    """The --kernel and --flush pair must name a kernel the emulator models."""
+    try:
+        kernel_for(kernel, flush)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="'--kernel'/'--flush'") from None

@@ -62,8 +62,10 @@ KERNEL_FUNCTIONS = frozenset({
     # kernel/cpu.c
     "cpu_down", "cpu_up",
     # the strategies' hooks and helpers (percpu/strategies/)
-    "mmgrab_lazy_tlb", "mmdrop_lazy_tlb", "exit_mmap_flush", "mmput_lazy_fixup", "hp_scan",
-    "hp_switch_lazy_to_init_mm",
+    "mmgrab_lazy_tlb", "mmdrop_lazy_tlb", "mm_fixup_lazy_refs", "drop_extra_mm_refs", "hp_scan", "hp_allocate",
+    "retire_lazy_mm_hp", "do_check_lazy_tlb", "finish_cpu", "switch_mm", "tlb_finish_mmu", "tlb_flush",
+    "native_flush_tlb_multi", "broadcast_tlb_flush", "tlb_is_not_lazy", "should_trim_cpumask",
+
 })
 
 # The directory holding the `percpu` package (the project root in an editable

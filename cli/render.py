@@ -23,6 +23,10 @@ def verdict_line(doc: dict) -> str:
     line = f"{doc['verdict']}: {params}"
     if doc["failure_reasons"]:
         line += " -- " + "; ".join(doc["failure_reasons"])
+    warnings = doc.get("warnings") or []
+    if warnings:
+        sites = sorted({w["site"] for w in warnings})
+        line += f" -- {len(warnings)} kernel WARN(s), not violations: {'; '.join(sites)}"
     return line
 
 
@@ -65,6 +69,7 @@ def render_run(console: Console, doc: dict) -> None:
         summary.add_row("processes forked", _n(t["forks"]))
     summary.add_row("lazy page-walk probes (the checker)", _n(t["probes"]))
     summary.add_row("violations", _n(doc["violation_count"]))
+    summary.add_row("kernel WARN_ONs fired (not violations)", _n(len(doc.get("warnings") or [])))
     console.print(summary)
 
     if len(doc["per_cpu"]) <= 16:

@@ -23,7 +23,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from percpu.cli.options import parse_counts, positive_finite, switch_cost_option
+from percpu.cli.options import flush_option, kernel_model, kernel_option, parse_counts, positive_finite, switch_cost_option
 from percpu.cli.scaling import (
     BASELINE,
     SWEEP_SCHEMA,
@@ -107,6 +107,8 @@ def sweep_command(
     repeat: int = typer.Option(3, min=1, help="Runs of each cell, interleaved; medians and spreads over them."),
     duration: float = typer.Option(2.0, callback=positive_finite, help="Seconds of measurement per run."),
     switch_cost_ns: int = switch_cost_option(),
+    kernel: str = kernel_option(),
+    flush: str = flush_option(),
     out: str = typer.Option(None, help="Directory for runs and summary (new or empty). [default: sweep-W-TIME]"),
 ):
     """Scaling curves: the speedup of each strategy over refcount per CPU count, with plots."""
@@ -114,6 +116,8 @@ def sweep_command(
     cpu_list = _call(_cpu_counts, cpus, "--cpus")
     tasks_list = _call(_tasks_per_cpu, tasks_per_cpu, "--tasks-per-cpu")
     workload = _call(_workload, workload, "--workload")
+    kernel_model(kernel, flush)
+    model = {"switch_cost_ns": switch_cost_ns, "kernel": kernel, "flush": flush}  # every run's kernel model
     out_dir = _prepare_out(out, workload)
     err = Console(stderr=True)
 
@@ -128,7 +132,7 @@ def sweep_command(
     started = _now()
     load_start = os.getloadavg()
     try:
-        docs, files = _run_matrix(matrix, workload, duration, switch_cost_ns, repeat, out_dir, err)
+        docs, files = _run_matrix(matrix, workload, duration, model, repeat, out_dir, err)
     except SharedMemoryUnavailable as exc:
         err.print(f"percpu: error: {exc}", markup=False, highlight=False)
         raise typer.Exit(2)
@@ -149,7 +153,7 @@ def sweep_command(
         "finished": _now(),
         "parameters": {"strategies": strategy_list, "cpus": cpu_list, "workload": workload,
                        "tasks_per_cpu": tasks_list, "repeat": repeat, "duration": duration,
-                       "switch_cost_ns": switch_cost_ns},
+                       **model},
         "machine": machine,
         "op": docs[0]["op"],
         "definitions": {
@@ -182,7 +186,7 @@ class _Interrupted(Exception):
         self.finished = finished
 
 
-def _run_matrix(matrix, workload: str, duration: float, switch_cost_ns: int, repeat: int, out_dir: str,
+def _run_matrix(matrix, workload: str, duration: float, model: dict, repeat: int, out_dir: str,
                 err: Console):
     """Run every (repeat, tasks per CPU, CPUs, strategy) in order with a
     progress bar, writing each run's JSON as soon as it ends; returns the
@@ -209,7 +213,7 @@ def _run_matrix(matrix, workload: str, duration: float, switch_cost_ns: int, rep
                                 description=f"{strategy} cpus={cpus} tasks/cpu={tasks} repeat {rep + 1}/{repeat}")
                 progress.refresh()
                 params = RunParams(strategy=strategy, workload=workload, cpus=cpus, duration=duration,
-                                   tasks_per_cpu=tasks, switch_cost_ns=switch_cost_ns)
+                                   tasks_per_cpu=tasks, **model)
                 doc = run(params, progress=show_live_rate)
                 name = os.path.join("runs", f"{workload}-{strategy}-cpus{cpus}-tpc{tasks}-r{rep + 1}.json")
                 with open(os.path.join(out_dir, name), "w") as f:

@@ -33,7 +33,7 @@ def _stats_line(summary: dict, doc: dict) -> str:
     t, p = summary["totals"], doc["parameters"]
     return (
         f"[{summary['elapsed_s']:7.1f}s] round {summary['rounds']:>4} {p['strategy']:>9} {p['workload']:<24} "
-        f"{p['cpumask']:<5} {doc['verdict']:<7} | switches {_count(t['switches'])} (lazy {_count(t['lazy_switches'])}) "
+        f"{p['kernel']:<4} {p['flush']:<9} {doc['verdict']:<7} | switches {_count(t['switches'])} (lazy {_count(t['lazy_switches'])}) "
         f"teardowns {_count(t['teardowns'])} IPIs {_count(t['ipis_sent'])} violations {t['violations_found']} | "
         f"hotplugs {t['hotplugs']} stalls {t['stalls']} delayed IPIs {t['ipis_delayed']} | "
         f"per-CPU ops/s min {_count(doc['rate']['min_cpu_ops_per_s'])} max {_count(doc['rate']['max_cpu_ops_per_s'])}"

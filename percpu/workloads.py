@@ -193,7 +193,8 @@ class ForkExit(Workload):
         cpu.rq.append(self.new_thread(cpu, mm))
         for target in self.rng.sample(self.others, nthreads - 1):
             mmget(cpu, mm)
-            smp_call_function_single(cpu, target, wake_up_new_task, mm)
+            if not smp_call_function_single(cpu, target, wake_up_new_task, mm):
+                wake_up_new_task(cpu, mm)  # the target is offline: the thread starts here
 
     def new_thread(self, cpu, mm):
         return Task(-1, "thread", mm, cpu.id, life=self.LIFETIME)

@@ -5,6 +5,7 @@ import sys
 import pytest
 
 from percpu.machine.segment import INIT_MM, live_segments, owner_alive, segment_owner
+from percpu.strategies import STRATEGIES
 from percpu.workers.pool import RunParams, run
 
 
@@ -67,6 +68,13 @@ def expected_teardowns(doc):
     if workload == "context-switch-processes":
         return max(1, -(-cpus * doc["parameters"]["tasks_per_cpu"] // 2))
     return 1
+
+
+def safe_configurations(strategy):
+    """(kernel, flush) pairs a strategy claims to be safe under (broadcast
+    flushes need 6.18)."""
+    return [(k, f) for k in ("6.12", "6.18") for f in STRATEGIES[strategy].safe_under
+            if f == "ipi" or k == "6.18"]
 
 
 def assert_safe_run(doc):

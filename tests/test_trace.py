@@ -37,12 +37,13 @@ def assert_valid_chrome_trace(doc, ncpus):
     assert all(d == 0 for d in depth.values()), depth
 
 
-@pytest.mark.parametrize("strategy, workload", [("refcount", "fork-exit"), ("tlbstate", "fork-exit"),
-                                                ("hazard", "context-switch-processes")])
-def test_trace_of_a_4_cpu_run_is_valid_and_shows_the_strategy(tmp_path, strategy, workload):
+@pytest.mark.parametrize("strategy, workload, faults", [("refcount", "fork-exit", "all"), ("tlbstate", "fork-exit", "all"),
+                                                        # hazard is not hotplug-safe (README: finish_cpu)
+                                                        ("hazard", "context-switch-processes", "ipi-delay,stall")])
+def test_trace_of_a_4_cpu_run_is_valid_and_shows_the_strategy(tmp_path, strategy, workload, faults):
     path = tmp_path / "trace.json"
     r = percpu_cli("run", "--strategy", strategy, "--workload", workload, "--cpus", "4",
-                   "--duration", "0.5", "--faults", "all", "--trace", str(path))
+                   "--duration", "0.5", "--faults", faults, "--trace", str(path))
     assert r.returncode == 0, r.stderr
     doc = json.loads(path.read_text())
     assert_valid_chrome_trace(doc, 4)

@@ -14,6 +14,7 @@ import sys
 import time
 from dataclasses import asdict, dataclass
 
+from percpu.linux.include.linux.version import kernel_for
 from percpu.linux.init.main import start_kernel
 from percpu.linux.kernel.smp import IPI_NAMES
 from percpu.machine import _atomic
@@ -49,7 +50,8 @@ class RunParams:
     layout: str = "padded"
     tasks_per_cpu: int = 1
     fork_rate: float = 200.0
-    cpumask: str = "eager"
+    kernel: str = "6.18"  # the Linux version emulated (percpu.linux.include.linux.version.KERNELS)
+    flush: str = "ipi"  # x86 TLB flushes by IPI, or by broadcast (INVLPGB)
     switch_cost_ns: int = 0  # modelled rest of each context switch, spent busy (linux/kernel/sched/core.py)
     faults: tuple[str, ...] = ()  # percpu.faults.FAULTS
     trace: bool = False  # record per-CPU events; the document gets a "trace" (Chrome JSON)
@@ -88,7 +90,7 @@ def run(params: RunParams, progress=None) -> dict:
             oversubscribed=params.cpus > len(usable),
             coordinator_pid=os.getpid(),
             ipi_timeout_s=params.ipi_timeout_s,
-            cpumask_clear_on_switch=params.cpumask == "eager",
+            kernel=kernel_for(params.kernel, params.flush),
             switch_cost_ns=params.switch_cost_ns,
             faults=frozenset(params.faults),
             seed=params.seed,

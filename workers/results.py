@@ -70,12 +70,13 @@ def rate_summary(samples: list[list[float]]) -> dict:
 def build_document(*, parameters, machine, workload_op, elapsed_s, samples, per_cpu_counters, op_hist,
                    switch_hist, teardown_hist, violation_total, violations, end_state_problems, aborted) -> dict:
     totals = {name: int(sum(c[name] for c in per_cpu_counters)) for name in COUNTERS}
-    problems = list(violations) + list(end_state_problems)
+    warnings = [v for v in violations if v["kind"] == "warn"]  # the kernel's own WARN_ONs: not violations
+    problems = [v for v in violations if v["kind"] != "warn"] + list(end_state_problems)
     failure_reasons = []
     if aborted:
         failure_reasons.append(aborted)
     if violation_total:
-        kinds = sorted({v["kind"] for v in violations})
+        kinds = sorted({v["kind"] for v in problems})
         failure_reasons.append(f"{violation_total} violation(s): {', '.join(kinds)}")
     if end_state_problems:
         kinds = sorted({p["kind"] for p in end_state_problems})
@@ -113,4 +114,5 @@ def build_document(*, parameters, machine, workload_op, elapsed_s, samples, per_
         "per_cpu": per_cpu_counters,
         "violation_count": violation_total + len(end_state_problems),
         "violations": problems,
+        "warnings": warnings,
     }

@@ -1,5 +1,5 @@
 """Torture: back-to-back rounds, each a run of a randomly chosen strategy,
-workload and mm_cpumask mode with faults injected, until the time is up or a
+workload, kernel version and flush model with faults injected, until the time is up or a
 round fails (rcutorture's shape: long, seeded, clean SUCCESS or a precise
 FAILURE)."""
 from __future__ import annotations
@@ -9,7 +9,9 @@ import time
 from collections import Counter
 from dataclasses import dataclass
 
+from percpu.linux.include.linux.version import FLUSHES, KERNELS
 from percpu.machine.stats import COUNTERS
+from percpu.strategies import STRATEGIES
 from percpu.workloads import WORKLOADS
 from percpu.workers.pool import RunParams, run
 
@@ -39,14 +41,22 @@ def torture(params: TortureParams, on_round=None) -> dict:
         remaining = params.duration - elapsed
         if remaining <= 0.05:
             break
+        strategy = rng.choice(params.strategies)
+        kernel = rng.choice(sorted(KERNELS))
+        # broadcast flushes need 6.15+; a strategy runs only where it claims to be safe
+        flush = rng.choice([f for f in FLUSHES if f in STRATEGIES[strategy].safe_under
+                            and (f == "ipi" or KERNELS[kernel].flush_switching)] or ["ipi"])
+        faults = params.faults if STRATEGIES[strategy].hotplug_safe else tuple(
+            f for f in params.faults if f != "hotplug")
         round_params = RunParams(
-            strategy=rng.choice(params.strategies),
+            strategy=strategy,
             workload=rng.choice(sorted(WORKLOADS)),
-            cpumask=rng.choice(("eager", "lazy")),
+            kernel=kernel,
+            flush=flush,
             cpus=params.cpus,
             duration=min(params.round_s, remaining),
             seed=rng.randrange(1 << 31),
-            faults=params.faults,
+            faults=faults,
         )
         if params.kill_after_s > 0 and elapsed <= params.kill_after_s < elapsed + round_params.duration:
             round_params.kill_after_s = params.kill_after_s - elapsed

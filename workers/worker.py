@@ -17,7 +17,8 @@ from dataclasses import dataclass
 
 from percpu import faults
 from percpu.linux.include.linux.sched import Task
-from percpu.linux.kernel.sched.core import SITE_IDLE_PROBE, boot_idle, exit_tasks, has_live_tasks, idle_task_exit, schedule_loop
+from percpu.linux.kernel.cpu import offline_at_end
+from percpu.linux.kernel.sched.core import SITE_IDLE_PROBE, boot_idle, exit_tasks, has_live_tasks, schedule_loop
 from percpu.linux.kernel.smp import flush_smp_call_function_queue
 from percpu.machine import tracing
 from percpu.machine.addresses import Addresses
@@ -47,7 +48,7 @@ class WorkerSetup:
     oversubscribed: bool
     coordinator_pid: int
     ipi_timeout_s: float
-    cpumask_clear_on_switch: bool
+    kernel: object  # percpu.linux.include.linux.version.Kernel
     switch_cost_ns: int
     faults: frozenset
     seed: int
@@ -65,11 +66,11 @@ def cpu_main(setup: WorkerSetup, cpu_id: int) -> int:
             setup.mem,
             cpu_id,
             setup.strategy,
+            setup.kernel,
             flush_smp_call_function_queue,
             oversubscribed=setup.oversubscribed,
             coordinator_pid=setup.coordinator_pid,
             ipi_timeout_s=setup.ipi_timeout_s,
-            cpumask_clear_on_switch=setup.cpumask_clear_on_switch,
             switch_cost_ns=setup.switch_cost_ns,
         )
         if setup.faults:
@@ -89,7 +90,6 @@ def _run_cpu(setup: WorkerSetup, cpu: CPU) -> int:
     state, n = setup.state, setup.state.ncpus
     idle = Task(cpu.id, f"swapper/{cpu.id}", NULL, cpu.id)
     boot_idle(cpu, idle)
-    cpu.store(cpu.mem.cpu_online[cpu.id], 1)
     setup.workload.attach(cpu, setup.tasks[cpu.id])
 
     a_phase = state.addr(state.control, 0, "phase")
@@ -113,7 +113,7 @@ def _run_cpu(setup: WorkerSetup, cpu: CPU) -> int:
     cpu.interrupt_point()
     if has_live_tasks(cpu):
         exit_tasks(cpu)
-    idle_task_exit(cpu)
+    offline_at_end(cpu)
     _barrier(cpu, state.addr(state.control, 0, "offline"), n)
     _report(cpu, idle)
     return EXIT_OK

@@ -1,13 +1,13 @@
 /*
  * The native reference for `percpu bench`: the shared-memory operations of
  * each strategy's lazy round trip (user -> idle -> user), exactly those of
- * percpu.bench.roundtrip.MINIMAL_OPS, with the same __atomic builtins and
- * memory orders as percpu/_atomic.c, in N forked processes pinned like the
+ * percpu.bench.roundtrip.MINIMAL_OPS, with the emulator's own atomics
+ * (percpu/machine/atomics.h, included), in N forked processes pinned like the
  * emulator's workers, on a shared anonymous mapping laid out like the
  * emulator's segment (the caller passes every field's byte offset, computed
  * from the same SharedState layout).
  *
- *   roundtrip STRATEGY SECONDS SIZE GEN TLB_GEN MM_COUNT \
+ *   roundtrip STRATEGY SECONDS SIZE GEN TLB_GEN MM_COUNT FREED_TABLES_GEN \
  *             CORE:IPI_PENDING:IS_LAZY:HAZARD:LAZY_MM:MM_TO_MMDROP ...
  *
  * One argument per emulated CPU. Prints one line per CPU:
@@ -18,6 +18,7 @@
  * compares that with MINIMAL_OPS).
  */
 #define _GNU_SOURCE
+#include "atomics.h" /* percpu/machine/atomics.h: the emulator's own atomics */
 #include <sched.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -38,16 +39,17 @@ typedef int64_t word;
 #else
 #define NOTE(op, field) ((void)0)
 #endif
-/* As percpu/_atomic.c does them; the field name is the variable's name. */
-#define LOAD(f) (NOTE("load", f), __atomic_load_n(f, __ATOMIC_ACQUIRE))
-#define STORE(f, v) (NOTE("store", f), __atomic_store_n(f, (v), __ATOMIC_RELEASE))
-#define FETCH_ADD(f, v) (NOTE("fetch_add", f), __atomic_fetch_add(f, (v), __ATOMIC_SEQ_CST))
-#define ADD_RETURN(f, v) (NOTE("add_return", f), __atomic_add_fetch(f, (v), __ATOMIC_SEQ_CST))
-#define SMP_MB() (NOTE("smp_mb", ), __atomic_thread_fence(__ATOMIC_SEQ_CST))
+/* The emulator's atomics (atomics.h); the field name is the variable's name. */
+#define LOAD(f) (NOTE("load", f), percpu_load_acquire(f))
+#define STORE(f, v) (NOTE("store", f), percpu_store_release(f, (v)))
+#define FETCH_ADD(f, v) (NOTE("fetch_add", f), percpu_fetch_add(f, (v)))
+#define ADD_RETURN(f, v) (NOTE("add_return", f), percpu_add_return(f, (v)))
+#define XCHG(f, v) (NOTE("xchg", f), percpu_xchg(f, (v)))
+#define SMP_MB() (NOTE("smp_mb", ), percpu_smp_mb())
 
 struct fields {
     word *ipi_pending, *is_lazy, *hazard, *lazy_mm, *mm_to_mmdrop;
-    word *gen, *tlb_gen, *mm_count;
+    word *gen, *tlb_gen, *mm_count, *freed_tables_gen;
 };
 
 static const word MM = ((word)1 << 32) | 1; /* the process's mm reference */
@@ -58,25 +60,36 @@ static const word MM = ((word)1 << 32) | 1; /* the process's mm reference */
     word *ipi_pending = f->ipi_pending, *is_lazy = f->is_lazy,               \
          *hazard = f->hazard, *lazy_mm = f->lazy_mm,                         \
          *mm_to_mmdrop = f->mm_to_mmdrop, *gen = f->gen,                     \
-         *tlb_gen = f->tlb_gen, *mm_count = f->mm_count;                     \
+         *tlb_gen = f->tlb_gen, *mm_count = f->mm_count,                     \
+         *freed_tables_gen = f->freed_tables_gen;                            \
     (void)hazard, (void)lazy_mm, (void)mm_to_mmdrop, (void)mm_count;         \
     word sink = 0
+
+/* the user quantum's interrupt point and the switch into idle's first store */
+#define USER_TO_IDLE()                                                       \
+    sink += LOAD(ipi_pending);                                               \
+    STORE(is_lazy, 1)
+/* the idle quantum (interrupt point, page-walk probe) and the lazy return:
+ * is_lazy cleared, smp_mb, tlb_gen read, then switch_mm_cid's smp_mb */
+#define IDLE_TO_USER()                                                       \
+    sink += LOAD(ipi_pending);                                               \
+    sink += LOAD(gen);                                                       \
+    sink += LOAD(freed_tables_gen);                                          \
+    STORE(is_lazy, 0);                                                       \
+    SMP_MB();                                                                \
+    sink += LOAD(gen);                                                       \
+    sink += LOAD(tlb_gen);                                                   \
+    SMP_MB()
 
 static word
 refcount(const struct fields *f, long n)
 {
     FIELDS;
     for (long i = 0; i < n; i++) {
-        sink += LOAD(ipi_pending);
-        STORE(is_lazy, 1);
+        USER_TO_IDLE();
         sink += LOAD(gen);
         sink += FETCH_ADD(mm_count, 1);
-        sink += LOAD(ipi_pending);
-        sink += LOAD(gen);
-        STORE(is_lazy, 0);
-        SMP_MB();
-        sink += LOAD(gen);
-        sink += LOAD(tlb_gen);
+        IDLE_TO_USER();
         sink += LOAD(gen);
         sink += ADD_RETURN(mm_count, -1);
     }
@@ -88,14 +101,9 @@ shootdown(const struct fields *f, long n)
 {
     FIELDS;
     for (long i = 0; i < n; i++) {
-        sink += LOAD(ipi_pending);
-        STORE(is_lazy, 1);
-        sink += LOAD(ipi_pending);
-        sink += LOAD(gen);
-        STORE(is_lazy, 0);
+        USER_TO_IDLE();
         SMP_MB();
-        sink += LOAD(gen);
-        sink += LOAD(tlb_gen);
+        IDLE_TO_USER();
         SMP_MB();
     }
     return sink;
@@ -106,16 +114,12 @@ hazard(const struct fields *f, long n)
 {
     FIELDS;
     for (long i = 0; i < n; i++) {
-        sink += LOAD(ipi_pending);
-        STORE(is_lazy, 1);
+        USER_TO_IDLE();
+        SMP_MB();
+        sink += LOAD(hazard);
         STORE(hazard, MM);
+        IDLE_TO_USER();
         SMP_MB();
-        sink += LOAD(ipi_pending);
-        sink += LOAD(gen);
-        STORE(is_lazy, 0);
-        SMP_MB();
-        sink += LOAD(gen);
-        sink += LOAD(tlb_gen);
         STORE(hazard, 0);
     }
     return sink;
@@ -126,16 +130,13 @@ lazy_mm(const struct fields *f, long n)
 {
     FIELDS;
     for (long i = 0; i < n; i++) {
-        sink += LOAD(ipi_pending);
-        STORE(is_lazy, 1);
+        USER_TO_IDLE();
+        sink += LOAD(lazy_mm);
         STORE(lazy_mm, MM);
-        sink += LOAD(mm_to_mmdrop);
-        sink += LOAD(ipi_pending);
-        sink += LOAD(gen);
-        STORE(is_lazy, 0);
         SMP_MB();
-        sink += LOAD(gen);
-        sink += LOAD(tlb_gen);
+        sink += LOAD(mm_to_mmdrop);
+        IDLE_TO_USER();
+        sink += LOAD(lazy_mm);
         STORE(lazy_mm, 0);
         sink += LOAD(mm_to_mmdrop);
     }
@@ -147,14 +148,9 @@ tlbstate(const struct fields *f, long n)
 {
     FIELDS;
     for (long i = 0; i < n; i++) {
-        sink += LOAD(ipi_pending);
-        STORE(is_lazy, 1);
-        sink += LOAD(ipi_pending);
-        sink += LOAD(gen);
-        STORE(is_lazy, 0);
+        USER_TO_IDLE();
         SMP_MB();
-        sink += LOAD(gen);
-        sink += LOAD(tlb_gen);
+        IDLE_TO_USER();
     }
     return sink;
 }
@@ -195,8 +191,8 @@ now_ns(void)
 int
 main(int argc, char **argv)
 {
-    if (argc < 8)
-        die("usage: roundtrip STRATEGY SECONDS SIZE GEN TLB_GEN MM_COUNT "
+    if (argc < 9)
+        die("usage: roundtrip STRATEGY SECONDS SIZE GEN TLB_GEN MM_COUNT FREED_TABLES_GEN "
             "CORE:IPI_PENDING:IS_LAZY:HAZARD:LAZY_MM:MM_TO_MMDROP ...", NULL);
     word (*round_trips)(const struct fields *, long) = NULL;
     for (size_t i = 0; i < sizeof strategies / sizeof strategies[0]; i++)
@@ -206,7 +202,7 @@ main(int argc, char **argv)
         die("unknown strategy", argv[1]);
     double seconds = atof(argv[2]);
     long size = number(argv[3]);
-    int ncpus = argc - 7;
+    int ncpus = argc - 8;
     if (ncpus > MAX_CPUS)
         die("too many CPUs", NULL);
 
@@ -219,9 +215,11 @@ main(int argc, char **argv)
         die("mmap failed", NULL);
     int64_t *ready = &control[0], *go = &control[1], *results = &control[2];
 #define AT(offset) ((word *)(base + (offset)))
-    if (number(argv[4]) + 8 > size || number(argv[5]) + 8 > size || number(argv[6]) + 8 > size)
-        die("offset outside the mapping", NULL);
-    word *gen = AT(number(argv[4])), *tlb_gen = AT(number(argv[5])), *mm_count = AT(number(argv[6]));
+    for (int j = 4; j < 8; j++)
+        if (number(argv[j]) + 8 > size)
+            die("offset outside the mapping", NULL);
+    word *gen = AT(number(argv[4])), *tlb_gen = AT(number(argv[5])), *mm_count = AT(number(argv[6])),
+         *freed_tables_gen = AT(number(argv[7]));
     *gen = 1;
     *mm_count = 1;
 
@@ -231,19 +229,20 @@ main(int argc, char **argv)
     pid_t pids[MAX_CPUS];
     for (int cpu = 0; cpu < ncpus; cpu++) {
         long v[6];
-        char *arg = argv[7 + cpu], *save = NULL;
+        char *arg = argv[8 + cpu], *save = NULL;
         int k = 0;
         for (char *tok = strtok_r(arg, ":", &save); tok; tok = strtok_r(NULL, ":", &save)) {
             if (k == 6)
-                die("a CPU takes CORE and 5 offsets", argv[7 + cpu]);
+                die("a CPU takes CORE and 5 offsets", argv[8 + cpu]);
             v[k++] = number(tok);
         }
         if (k != 6)
-            die("a CPU takes CORE and 5 offsets", argv[7 + cpu]);
+            die("a CPU takes CORE and 5 offsets", argv[8 + cpu]);
         for (int j = 1; j < 6; j++)
             if (v[j] + 8 > size || v[j] % 8)
-                die("bad offset", argv[7 + cpu]);
-        struct fields f = {AT(v[1]), AT(v[2]), AT(v[3]), AT(v[4]), AT(v[5]), gen, tlb_gen, mm_count};
+                die("bad offset", argv[8 + cpu]);
+        struct fields f = {AT(v[1]), AT(v[2]), AT(v[3]), AT(v[4]), AT(v[5]), gen, tlb_gen, mm_count,
+                           freed_tables_gen};
 #ifdef TRACE
         round_trips(&f, 1);
         return 0;
@@ -256,7 +255,7 @@ main(int argc, char **argv)
             CPU_ZERO(&set);
             CPU_SET((int)v[0], &set);
             if (sched_setaffinity(0, sizeof set, &set))
-                die("cannot pin to core", argv[7 + cpu]);
+                die("cannot pin to core", argv[8 + cpu]);
             __atomic_fetch_add(ready, 1, __ATOMIC_SEQ_CST);
             while (!__atomic_load_n(go, __ATOMIC_ACQUIRE))
                 ;

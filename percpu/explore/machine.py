@@ -38,8 +38,10 @@ import traceback
 from dataclasses import dataclass, field
 
 from percpu.linux.include.linux.sched import Task
+from percpu.linux.include.linux.version import kernel_for
 from percpu.linux.init.main import start_kernel
-from percpu.linux.kernel.sched.core import SITE_IDLE_PROBE, boot_idle, exit_tasks, has_live_tasks, idle_task_exit, run_quanta
+from percpu.linux.kernel.cpu import offline_at_end
+from percpu.linux.kernel.sched.core import SITE_IDLE_PROBE, boot_idle, exit_tasks, has_live_tasks, run_quanta
 from percpu.linux.kernel.smp import flush_smp_call_function_queue
 from percpu.machine import _atomic
 from percpu.machine.addresses import Addresses
@@ -48,7 +50,7 @@ from percpu.machine.context import CPU
 from percpu.machine.segment import NULL, SharedState
 from percpu.explore.scenarios import SCENARIOS, strategy_class
 
-RMW_OPS = ("fetch_add", "add_return", "dec_and_test", "xchg", "cmpxchg")
+RMW_OPS = ("fetch_add", "add_return", "dec_and_test", "xchg", "cmpxchg", "fetch_or", "fetch_and")
 RUNNABLE, BLOCKED, DONE = 0, 1, 2
 
 
@@ -141,11 +143,12 @@ class Memory:
         self.steps: list[Step] = []
         self.barriers_dropped = 0  # smp_mb() calls removed (install_atomics)
         self.a_violations = state.addr(state.control, 0, "violations")
+        self.a_records = state.addr(state.control, 0, "records")
         lo = state._table_base["control"]
         hi = state._table_base["ipi"] + state.ipi.count * state.ipi.stride
         self.observed_lo, self.observed_hi = state.base + lo, state.base + hi
         self.mem_lo, self.mem_hi = lo, hi
-        self.unobserved = {self.a_violations}
+        self.unobserved = {self.a_violations, self.a_records}
 
     def observed(self, addr: int) -> bool:
         return self.observed_lo <= addr < self.observed_hi and addr not in self.unobserved
@@ -427,7 +430,7 @@ class Run:
         _barrier(cpu, state.addr(state.control, 0, "exited"), n)
         if has_live_tasks(cpu):
             exit_tasks(cpu)
-        idle_task_exit(cpu)
+        offline_at_end(cpu)
         _barrier(cpu, state.addr(state.control, 0, "offline"), n)
 
     def execute(self) -> Result:
@@ -438,13 +441,13 @@ class Run:
         scenario = SCENARIOS[cfg.scenario]
         per_cpu = scenario.setup(state, n)
         cls = strategy_class(cfg.strategy)
+        kernel = kernel_for(cfg.kernel, cfg.flush)
         cpus = []
         for c in range(n):
-            cpu = ExplorerCPU(state, mem, c, cls(), flush_smp_call_function_queue,
-                              cpumask_clear_on_switch=cfg.cpumask == "eager")
+            cpu = ExplorerCPU(state, mem, c, cls(), kernel, flush_smp_call_function_queue)
             cpu.explorer = self
+            cpu.jiffies = _frozen_jiffies  # no tick passes within a schedule: deterministic
             boot_idle(cpu, Task(c, f"swapper/{c}", NULL, c))
-            cpu.store(cpu.mem.cpu_online[c], 1)
             tasks, words = per_cpu[c]
             scenario.script(state, words).attach(cpu, tasks)
             install_atomics(cpu, self.memory, sched.point, cfg.drop_barrier)
@@ -465,7 +468,7 @@ class Run:
         sched = self.sched
         violations = list(sched.extra_violations)
         total, found = recorded_violations(self.state)
-        violations.extend(found)
+        violations.extend(v for v in found if v["kind"] != "warn")  # kernel WARNs are not violations
         if sched.outcome == "ok" and not violations:
             violations.extend(check_end_state(self.state))
         if violations and sched.outcome != "pruned":
@@ -474,6 +477,10 @@ class Run:
             violations = []
         return Result(sched.outcome, [d[2] for d in sched.decisions], sched.decisions, self.memory.steps,
                       violations, sched.preemptions, self.memory.barriers_dropped)
+
+
+def _frozen_jiffies() -> int:
+    return 0
 
 
 def _barrier(cpu, a_count, n):

@@ -86,7 +86,8 @@ def schedule_document(result: Result, cfg: Config, report: Report | None = None)
         "scenario": cfg.scenario,
         "cpus": cfg.cpus,
         "tso": cfg.tso,
-        "cpumask": cfg.cpumask,
+        "kernel": cfg.kernel,
+        "flush": cfg.flush,
         "max_steps": cfg.max_steps,
         "drop_barrier": cfg.drop_barrier,
         "choices": result.choices,
@@ -105,6 +106,6 @@ def load_schedule(path: str) -> tuple[Config, list]:
     if doc.get("format") != FORMAT:
         raise ValueError(f"{path}: not a {FORMAT} schedule")
     cfg = Config(doc["strategy"], doc["scenario"], doc["cpus"], tso=doc.get("tso", False),
-                 cpumask=doc.get("cpumask", "eager"), max_steps=doc.get("max_steps", 5000),
+                 kernel=doc.get("kernel", "6.18"), flush=doc.get("flush", "ipi"), max_steps=doc.get("max_steps", 5000),
                  drop_barrier=doc.get("drop_barrier", ""))
     return cfg, doc

@@ -29,7 +29,8 @@ class Config:
     scenario: str
     cpus: int = 2
     tso: bool = False
-    cpumask: str = "eager"
+    kernel: str = "6.18"
+    flush: str = "ipi"
     max_steps: int = 5000
     drop_barrier: str = ""  # a kernel function whose smp_mb() calls are removed
 

@@ -2,7 +2,8 @@
  * percpu.machine._atomic: the only native code in percpu.
  *
  * Atomic operations on 64-bit words at raw integer addresses inside the
- * shared-memory segment. numpy has no atomic read-modify-write, and a plain
+ * shared-memory segment (their bodies are atomics.h, shared with the native
+ * reference). numpy has no atomic read-modify-write, and a plain
  * `a[i] += 1` from two processes loses updates. Each function is a
  * METH_FASTCALL call (tens of ns) so that the cost the emulator measures is
  * dominated by real cache-line traffic, not by the call.
@@ -13,6 +14,8 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <stdint.h>
+
+#include "atomics.h"
 
 static unsigned long long rmw_ops;
 
@@ -48,29 +51,23 @@ int64_arg(PyObject *arg, int64_t *out)
         return NULL;                                                         \
     }
 
-/* fetch_add(addr, v) -> old value */
-static PyObject *
-fetch_add(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
-{
-    int64_t *p, v;
-    NARGS(2, "fetch_add");
-    if (!(p = word_at(args[0])) || int64_arg(args[1], &v))
-        return NULL;
-    rmw_ops++;
-    return PyLong_FromLongLong(__atomic_fetch_add(p, v, __ATOMIC_SEQ_CST));
-}
+#define RMW2(name, op)                                                       \
+    static PyObject *name(PyObject *self, PyObject *const *args,             \
+                          Py_ssize_t nargs)                                  \
+    {                                                                        \
+        int64_t *p, v;                                                       \
+        NARGS(2, #name);                                                     \
+        if (!(p = word_at(args[0])) || int64_arg(args[1], &v))               \
+            return NULL;                                                     \
+        rmw_ops++;                                                           \
+        return PyLong_FromLongLong(op(p, v));                                \
+    }
 
-/* add_return(addr, v) -> new value */
-static PyObject *
-add_return(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
-{
-    int64_t *p, v;
-    NARGS(2, "add_return");
-    if (!(p = word_at(args[0])) || int64_arg(args[1], &v))
-        return NULL;
-    rmw_ops++;
-    return PyLong_FromLongLong(__atomic_add_fetch(p, v, __ATOMIC_SEQ_CST));
-}
+RMW2(fetch_add, percpu_fetch_add)   /* fetch_add(addr, v) -> old value */
+RMW2(add_return, percpu_add_return) /* add_return(addr, v) -> new value */
+RMW2(xchg, percpu_xchg)             /* xchg(addr, v) -> old value */
+RMW2(fetch_or, percpu_fetch_or)     /* fetch_or(addr, v) -> old value (set_bit) */
+RMW2(fetch_and, percpu_fetch_and)   /* fetch_and(addr, v) -> old value (clear_bit) */
 
 /* dec_and_test(addr) -> True when the decrement reached zero */
 static PyObject *
@@ -81,23 +78,10 @@ dec_and_test(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     if (!(p = word_at(args[0])))
         return NULL;
     rmw_ops++;
-    return PyBool_FromLong(__atomic_sub_fetch(p, 1, __ATOMIC_SEQ_CST) == 0);
+    return PyBool_FromLong(percpu_add_return(p, -1) == 0);
 }
 
-/* xchg(addr, v) -> old value */
-static PyObject *
-xchg(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
-{
-    int64_t *p, v;
-    NARGS(2, "xchg");
-    if (!(p = word_at(args[0])) || int64_arg(args[1], &v))
-        return NULL;
-    rmw_ops++;
-    return PyLong_FromLongLong(__atomic_exchange_n(p, v, __ATOMIC_SEQ_CST));
-}
-
-/* cmpxchg(addr, old, new) -> the value found (== old when it succeeded),
- * as the kernel's cmpxchg() returns it */
+/* cmpxchg(addr, old, new) -> the value found (== old when it succeeded) */
 static PyObject *
 cmpxchg(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
@@ -107,9 +91,7 @@ cmpxchg(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
         int64_arg(args[2], &desired))
         return NULL;
     rmw_ops++;
-    __atomic_compare_exchange_n(p, &expected, desired, 0, __ATOMIC_SEQ_CST,
-                                __ATOMIC_SEQ_CST);
-    return PyLong_FromLongLong(expected);
+    return PyLong_FromLongLong(percpu_cmpxchg(p, expected, desired));
 }
 
 /* load_acquire(addr) -> value (smp_load_acquire; a plain load on x86) */
@@ -120,7 +102,7 @@ load_acquire(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     NARGS(1, "load_acquire");
     if (!(p = word_at(args[0])))
         return NULL;
-    return PyLong_FromLongLong(__atomic_load_n(p, __ATOMIC_ACQUIRE));
+    return PyLong_FromLongLong(percpu_load_acquire(p));
 }
 
 /* store_release(addr, v) (smp_store_release; a plain store on x86) */
@@ -131,16 +113,16 @@ store_release(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     NARGS(2, "store_release");
     if (!(p = word_at(args[0])) || int64_arg(args[1], &v))
         return NULL;
-    __atomic_store_n(p, v, __ATOMIC_RELEASE);
+    percpu_store_release(p, v);
     Py_RETURN_NONE;
 }
 
-/* smp_mb(): full barrier (mfence / lock-prefixed op on x86, dmb ish on arm64) */
+/* smp_mb(): the kernel's full barrier (x86-64: lock addl $0,-4(%rsp)) */
 static PyObject *
 smp_mb(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
     NARGS(0, "smp_mb");
-    __atomic_thread_fence(__ATOMIC_SEQ_CST);
+    percpu_smp_mb();
     Py_RETURN_NONE;
 }
 
@@ -149,13 +131,7 @@ static PyObject *
 cpu_relax(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
     NARGS(0, "cpu_relax");
-#if defined(__x86_64__) || defined(__i386__)
-    __builtin_ia32_pause();
-#elif defined(__aarch64__)
-    __asm__ __volatile__("yield" ::: "memory");
-#else
-    __atomic_signal_fence(__ATOMIC_SEQ_CST);
-#endif
+    percpu_cpu_relax();
     Py_RETURN_NONE;
 }
 
@@ -176,6 +152,10 @@ static PyMethodDef methods[] = {
      "dec_and_test(addr) -> bool"},
     {"xchg", (PyCFunction)(void (*)(void))xchg, METH_FASTCALL,
      "xchg(addr, v) -> old"},
+    {"fetch_or", (PyCFunction)(void (*)(void))fetch_or, METH_FASTCALL,
+     "fetch_or(addr, v) -> old"},
+    {"fetch_and", (PyCFunction)(void (*)(void))fetch_and, METH_FASTCALL,
+     "fetch_and(addr, v) -> old"},
     {"cmpxchg", (PyCFunction)(void (*)(void))cmpxchg, METH_FASTCALL,
      "cmpxchg(addr, old, new) -> found"},
     {"load_acquire", (PyCFunction)(void (*)(void))load_acquire, METH_FASTCALL,

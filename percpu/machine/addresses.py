@@ -18,12 +18,17 @@ class Addresses:
     __slots__ = (
         "ncpus", "nmm",
         # mm_struct fields, by mm slot
-        "mm_gen", "mm_users", "mm_count", "mm_tlb_gen", "mm_cpumask",
+        "mm_gen", "mm_users", "mm_count", "mm_tlb_gen", "mm_cpumask", "mm_freed_tables_gen", "mm_invlpgb_gen",
+        "mm_next_trim_cpumask",
         # every CPU's remotely visible fields, by CPU
         "cpu_loaded_mm", "cpu_is_lazy", "cpu_hazard", "cpu_lazy_mm", "cpu_mm_to_mmdrop", "cpu_ipi_pending",
-        "cpu_online", "cpu_heartbeat", "cpu_ops",
-        # the control record: coordinator flags and shared counters
-        "stop", "abort", "abort_cpu", "violations", "online_count",
+        "cpu_heartbeat", "cpu_ops",
+        # tasks' active_mm, by task id (finish_cpu reads a dead CPU's idle task's)
+        "task_active_mm",
+        # each CPU's flush_tlb_info record
+        "flush_tlb_info",
+        # the control record: coordinator flags, cpu_online_mask, shared counters
+        "stop", "abort", "abort_cpu", "records", "violations", "cpu_online_mask", "online_count",
         # the violation table
         "violation_base", "violation_stride",
     )
@@ -33,15 +38,20 @@ class Addresses:
         self.ncpus, self.nmm = state.ncpus, mm.count
         by_mm = lambda field: [s.addr(mm, i, field) for i in range(mm.count)]
         by_cpu = lambda field: [s.addr(cpu, c, field) for c in range(state.ncpus)]
-        self.mm_gen, self.mm_users, self.mm_count, self.mm_tlb_gen = (
-            by_mm(f) for f in ("gen", "mm_users", "mm_count", "tlb_gen"))
+        (self.mm_gen, self.mm_users, self.mm_count, self.mm_tlb_gen, self.mm_freed_tables_gen, self.mm_invlpgb_gen,
+         self.mm_next_trim_cpumask) = (
+            by_mm(f) for f in ("gen", "mm_users", "mm_count", "tlb_gen", "freed_tables_gen", "invlpgb_gen",
+                               "next_trim_cpumask"))
         self.mm_cpumask = [[s.addr(mm, i, f"cpumask{w}") for w in range(CPUMASK_WORDS)] for i in range(mm.count)]
         (self.cpu_loaded_mm, self.cpu_is_lazy, self.cpu_hazard, self.cpu_lazy_mm, self.cpu_mm_to_mmdrop,
-         self.cpu_ipi_pending, self.cpu_online, self.cpu_heartbeat, self.cpu_ops) = (
+         self.cpu_ipi_pending, self.cpu_heartbeat, self.cpu_ops) = (
             by_cpu(f) for f in ("loaded_mm", "is_lazy", "hazard", "lazy_mm", "mm_to_mmdrop", "ipi_pending",
-                                "online", "heartbeat", "ops"))
-        self.stop, self.abort, self.abort_cpu, self.violations, self.online_count = (
-            s.addr(ctl, 0, f) for f in ("stop", "abort", "abort_cpu", "violations", "online_count"))
+                                "heartbeat", "ops"))
+        self.task_active_mm = [s.addr(state.task, t, "active_mm") for t in range(state.task.count)]
+        self.flush_tlb_info = [s.addr(state.flush_info, c, "mm") for c in range(state.ncpus)]
+        self.stop, self.abort, self.abort_cpu, self.records, self.violations, self.online_count = (
+            s.addr(ctl, 0, f) for f in ("stop", "abort", "abort_cpu", "records", "violations", "online_count"))
+        self.cpu_online_mask = [s.addr(ctl, 0, f"cpu_online_mask{w}") for w in range(CPUMASK_WORDS)]
         self.violation_base = s.addr(state.violation, 0, "kind")
         self.violation_stride = state.violation.stride
 

@@ -1,7 +1,17 @@
 """Harness: the checker. What it can find (kinds), where in the emulated
 kernel it was found (sites), how a CPU records it (a few stores into the
 segment's violation table), the checked dereference every mm pointer goes
-through, and the end-of-run check of the state the CPUs left.
+through, the hardware's page-table walk, and the end-of-run check of the
+state the CPUs left.
+
+Two lifetimes are checked apart. The mm_struct (and its pgd, freed with it
+by __mmdrop) is dereferenced by kernel code: a stale pointer dereferenced
+is a `use-after-free`. The page tables below the pgd are freed by
+exit_mmap, after the TLB flush that comes with freeing them: a CPU whose
+hardware may still walk them (it has the mm loaded and its paging-structure
+caches were not flushed since) is a `page-table-use-after-free`, and so is
+one walking a pgd freed with its mm_struct. A lazy CPU's probe is such a
+walk: the hardware may walk the tables behind CR3 at any time.
 
 Kinds and sites are small integers; both registries are filled at import
 time, before the workers fork, so every CPU agrees on the numbers.
@@ -21,6 +31,11 @@ IPI_TIMEOUT = 4  # a synchronous IPI was not acknowledged (the CSD-lock warning)
 LEAKED_MM = 5  # found by the end-of-run check: an mm never freed
 BAD_END_STATE = 6  # found by the end-of-run check: counts or pointers left behind
 STALE_TLB = 7  # a CPU ran an mm's user code with a TLB older than a completed flush
+PAGE_TABLE_USE_AFTER_FREE = 8  # a CPU's hardware may walk page tables already freed
+# Not a violation: a WARN_ON of the emulated kernel fired (the kernel's own
+# assertion; it says a scheme breaks an invariant the kernel expects, while
+# the verdict is about memory safety). Recorded and reported beside them.
+WARN = 9
 
 KIND_NAMES = {
     USE_AFTER_FREE: "use-after-free",
@@ -30,6 +45,8 @@ KIND_NAMES = {
     LEAKED_MM: "leaked-mm",
     BAD_END_STATE: "bad-end-state",
     STALE_TLB: "stale-tlb",
+    PAGE_TABLE_USE_AFTER_FREE: "page-table-use-after-free",
+    WARN: "warn",
 }
 
 _SITES: list[str] = ["?"]
@@ -49,16 +66,18 @@ def site_name(site_id: int) -> str:
 
 # --- on a CPU, while running ---------------------------------------------------
 def violation(cpu, kind: int, mm: int, found_gen: int, site_id: int, other: int = 0) -> None:
-    """Record a violation in the shared table (once per kind, mm and site on
-    a CPU: a lazy CPU would report the same probe forever)."""
+    """Record a violation (or a WARN) in the shared table, once per kind, mm
+    and site on a CPU: a lazy CPU would report the same probe forever."""
     key = (kind, mm, site_id)
     if key in cpu.reported:
         return
     cpu.reported.add(key)
-    cpu.stats.violations += 1
+    if kind != WARN:
+        cpu.stats.violations += 1
+        cpu.fetch_add(cpu.mem.violations, 1)
     if cpu.trace_events is not None:
         cpu.trace_events.append((tracing.now(), tracing.VIOLATION, kind, mm & SLOT_MASK))
-    index = cpu.fetch_add(cpu.mem.violations, 1)
+    index = cpu.fetch_add(cpu.mem.records, 1)
     if index < VIOLATION_CAPACITY:
         base = cpu.mem.violation_base + index * cpu.mem.violation_stride
         values = (kind, cpu.id, mm & SLOT_MASK, mm >> 32, found_gen, site_id, time.perf_counter_ns(), other)
@@ -80,21 +99,51 @@ def use_after_free(cpu, mm: int, site_id: int) -> None:
     violation(cpu, USE_AFTER_FREE, mm, cpu.load(cpu.mem.mm_gen[mm & SLOT_MASK]), site_id)
 
 
+def warn(cpu, site_id: int, mm: int = NULL) -> None:
+    """WARN_ON(...) / WARN_ON_ONCE(...) of the emulated kernel fired."""
+    violation(cpu, WARN, mm, 0, site_id)
+
+
 def probe(cpu, site_id: int) -> None:
-    """A lazy CPU's hardware may walk the page tables behind CR3 at any time."""
+    """A lazy CPU's hardware may walk the page tables behind CR3 at any time:
+    its pgd (freed with the mm_struct), and the tables below it unless its
+    paging-structure caches were flushed since they were freed."""
     mm = cpu.loaded_mm
     if mm != INIT_MM and mm != NULL and mm != LOADED_MM_SWITCHING:
         cpu.stats.probes += 1
-        deref(cpu, mm, site_id)
+        walk_page_tables(cpu, mm, site_id)
+
+
+def walk_page_tables(cpu, mm: int, site_id: int) -> None:
+    mem, load, slot = cpu.mem, cpu.load, mm & SLOT_MASK
+    gen = load(mem.mm_gen[slot])
+    if gen != mm >> 32:
+        violation(cpu, PAGE_TABLE_USE_AFTER_FREE, mm, gen, site_id)
+        return
+    freed = load(mem.mm_freed_tables_gen[slot])
+    if freed and tlb_gen_seen(cpu, slot) < freed:
+        violation(cpu, PAGE_TABLE_USE_AFTER_FREE, mm, gen, site_id)
+
+
+def tlb_gen_seen(cpu, slot: int) -> int:
+    """The newest flush this CPU's TLB (and paging-structure caches) for the
+    mm in `slot` has taken: its own (cpu_tlbstate's tlb_gen, when the mm is
+    loaded), or a broadcast one (INVLPGB reaches every CPU)."""
+    seen = cpu.loaded_tlb_gen
+    if cpu.kernel.invlpgb:
+        seen = max(seen, cpu.load(cpu.mem.mm_invlpgb_gen[slot]))
+    return seen
 
 
 # --- on the coordinator, after the run -------------------------------------------
 def recorded_violations(state: SharedState) -> tuple[int, list[dict]]:
-    """(how many were recorded, the first VIOLATION_CAPACITY of them)."""
+    """(how many violations were recorded, the first VIOLATION_CAPACITY
+    records: violations and kernel WARNs, told apart by their kind)."""
     total = int(state.field(state.control, "violations")[0])
+    records = int(state.field(state.control, "records")[0])
     columns = {f: state.field(state.violation, f) for f in VIOLATION_FIELDS}
     found = []
-    for i in range(min(total, VIOLATION_CAPACITY)):
+    for i in range(min(records, VIOLATION_CAPACITY)):
         v = {f: int(columns[f][i]) for f in VIOLATION_FIELDS}
         found.append(
             {

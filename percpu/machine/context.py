@@ -26,6 +26,12 @@ from percpu.machine.stats import Stats
 
 HOUSEKEEPING_EVERY = 1024  # scheduler-loop iterations between heartbeats
 SPINS_PER_CHECK = 64
+HZ = 1000  # jiffies per second (CONFIG_HZ_1000)
+
+
+def jiffies() -> int:
+    """The kernel's tick count, from the clock every CPU shares."""
+    return time.monotonic_ns() // (1_000_000_000 // HZ)
 
 
 class RunAborted(Exception):
@@ -42,7 +48,8 @@ class CPU:
         # who it is, the machine it is part of, what it runs
         "id", "ncpus", "state", "mem", "strategy", "workload",
         # its atomics: attributes, so that an interleaver can substitute them
-        "load", "store", "fetch_add", "add_return", "dec_and_test", "xchg", "cmpxchg", "smp_mb", "cpu_relax",
+        "load", "store", "fetch_add", "add_return", "dec_and_test", "xchg", "cmpxchg", "fetch_or", "fetch_and",
+        "smp_mb", "cpu_relax",
         # the addresses of its own hot per-CPU fields
         "a_loaded_mm", "a_is_lazy", "a_hazard", "a_lazy_mm", "a_mm_to_mmdrop", "a_ipi_pending",
         # x86 cpu_tlbstate (mirrors): loaded_mm, is_lazy, the tlb_gen its TLB holds
@@ -53,21 +60,23 @@ class CPU:
         "ipi_handler", "ipi_seen", "ipi_in", "ipi_in_acked", "ipi_out", "ipi_out_seq",
         # hotplug (kernel/cpu.c), the run's phase, teardown in progress
         "online", "mailbox", "mailbox_next", "stopping", "stop_seen", "in_teardown",
-        # the kernel version's choices and the modelled costs
-        "cpumask_clear_on_switch", "switch_cost_ns",
+        # the kernel it runs (version, flush hardware: linux/include/linux/version.py),
+        # its clock, and the modelled cost of the rest of a switch
+        "kernel", "jiffies", "switch_cost_ns",
         # harness: watchdogs, statistics, the checker's memory, tracing, fault injection
         "oversubscribed", "coordinator_pid", "ipi_timeout_ns", "_heartbeat",
         "stats", "reported", "trace_events", "fault",
     )
 
-    def __init__(self, state: SharedState, mem: Addresses, cpu_id: int, strategy, ipi_handler, *,
+    def __init__(self, state: SharedState, mem: Addresses, cpu_id: int, strategy, kernel, ipi_handler, *,
                  oversubscribed: bool = False, coordinator_pid: int | None = None, ipi_timeout_s: float = 10.0,
-                 cpumask_clear_on_switch: bool = True, switch_cost_ns: int = 0):
+                 switch_cost_ns: int = 0):
         self.id, self.ncpus, self.state, self.mem = cpu_id, state.ncpus, state, mem
         self.strategy, self.workload = strategy, None
         self.load, self.store = _atomic.load_acquire, _atomic.store_release
         self.fetch_add, self.add_return, self.dec_and_test = _atomic.fetch_add, _atomic.add_return, _atomic.dec_and_test
-        self.xchg, self.cmpxchg, self.smp_mb, self.cpu_relax = _atomic.xchg, _atomic.cmpxchg, _atomic.smp_mb, _atomic.cpu_relax
+        self.xchg, self.cmpxchg, self.fetch_or, self.fetch_and = _atomic.xchg, _atomic.cmpxchg, _atomic.fetch_or, _atomic.fetch_and
+        self.smp_mb, self.cpu_relax = _atomic.smp_mb, _atomic.cpu_relax
         self.a_loaded_mm, self.a_is_lazy, self.a_hazard, self.a_lazy_mm, self.a_mm_to_mmdrop, self.a_ipi_pending = (
             table[cpu_id] for table in (mem.cpu_loaded_mm, mem.cpu_is_lazy, mem.cpu_hazard, mem.cpu_lazy_mm,
                                         mem.cpu_mm_to_mmdrop, mem.cpu_ipi_pending))
@@ -84,8 +93,7 @@ class CPU:
         self.online, self.stopping, self.stop_seen, self.in_teardown = True, False, False, False
         self.mailbox = [state.addr(state.mailbox, cpu_id * MAILBOX_SLOTS + i, "tid") for i in range(MAILBOX_SLOTS)]
         self.mailbox_next = 0
-        # x86 before 6.13 clears the CPU's bit in prev's mm_cpumask on switch
-        self.cpumask_clear_on_switch = cpumask_clear_on_switch
+        self.kernel, self.jiffies = kernel, jiffies
         # the rest of a context switch (registers, scheduler, the workload's
         # syscall), spent busy after each one: sets the lazy-mm work's share
         self.switch_cost_ns = switch_cost_ns

@@ -76,11 +76,21 @@ CONTROL_LINES = (
     ("ready",),  # barrier counters: every CPU writes them once per phase
     ("exited",),
     ("offline",),
-    ("violations",),
-    ("online_count",),  # CPUs online now (hotplug never takes the last one)
+    # records: the violation table's next free record (violations and
+    # kernel WARNs alike); violations: how many of them are violations
+    ("records", "violations"),
+    # cpu_online_mask (written only by hotplug), and how many are online
+    # (the harness's guard: hotplug never takes the last one)
+    ("cpu_online_mask0", "cpu_online_mask1", "cpu_online_mask2", "cpu_online_mask3", "online_count"),
 )
 MM_LINES = (
-    ("gen", "mm_users", "tlb_gen", "cpumask0", "cpumask1", "cpumask2", "cpumask3"),
+    # freed_tables_gen: 0 while the page tables below the pgd are live, else
+    # the tlb_gen of the flush that came with freeing them (exit_mmap);
+    # invlpgb_gen: with broadcast flushes, the tlb_gen every CPU's TLB for
+    # this mm has been invalidated up to; next_trim_cpumask: x86 6.14+'s
+    # once-a-second mm_cpumask trim (in jiffies)
+    ("gen", "mm_users", "tlb_gen", "cpumask0", "cpumask1", "cpumask2", "cpumask3",
+     "freed_tables_gen", "invlpgb_gen", "next_trim_cpumask"),
     ("mm_count",),  # alone on its line, as in the kernel
 )
 # Packed, a record's first and last words touch the neighbours' records: the
@@ -93,7 +103,7 @@ CPU_LINES = (
     # written by other CPUs
     ("ipi_pending", "mm_to_mmdrop"),
     # written by the CPU itself, read by others (teardown scans) and the checker
-    ("loaded_mm", "hazard", "lazy_mm", "online", "heartbeat", "ops", "is_lazy"),
+    ("loaded_mm", "hazard", "lazy_mm", "heartbeat", "ops", "is_lazy"),
 )
 TASK_LINES = (("mm", "active_mm", "cpu", "state"),)
 PIPE_LINES = (("turn",),)
@@ -101,6 +111,9 @@ PIPE_LINES = (("turn",),)
 # own records, the target reads one during the synchronous IPI that names it.
 MAILBOX_LINES = (("tid", "mm", "pipe", "side", "life"),)
 MAILBOX_SLOTS = 8  # nested migrations (a forward from inside an IPI) stay shallow
+# Each CPU's flush_tlb_info (arch/x86/mm/tlb.c): filled by the CPU that
+# starts a flush, read by the CPUs its IPIs reach.
+FLUSH_INFO_LINES = (("mm", "new_tlb_gen", "freed_tables", "initiating_cpu", "trim_cpumask"),)
 IPI_LINES = (("seq", "func", "arg", "ack"),)
 VIOLATION_FIELDS = ("kind", "cpu", "slot", "ref_gen", "found_gen", "site", "time_ns", "other")
 MAX_CPUMASK_CPUS = 4 * 64
@@ -134,6 +147,7 @@ class SharedState:
         self.task = t("task", ntasks, TASK_LINES)
         self.pipe = t("pipe", max(npipes, 1), PIPE_LINES)
         self.mailbox = t("mailbox", ncpus * MAILBOX_SLOTS, MAILBOX_LINES)
+        self.flush_info = t("flush_info", ncpus, FLUSH_INFO_LINES)
         # one call slot per (target, sender), like the kernel's per-CPU csd
         self.ipi = t("ipi", ncpus * ncpus, IPI_LINES)
         # private to each CPU: never padded per field, one block per CPU
@@ -142,7 +156,7 @@ class SharedState:
         self.violation = _table("violation", VIOLATION_CAPACITY, (VIOLATION_FIELDS,), line_size, True)
         # per-CPU trace rings (percpu/trace.py), only when tracing
         self.trace = _table("trace", max(1, ncpus * trace_events_per_cpu), (("t", "kind", "a", "b"),), line_size, True)
-        tables = (self.control, self.mm, self.cpu, self.task, self.pipe, self.mailbox, self.ipi,
+        tables = (self.control, self.mm, self.cpu, self.task, self.pipe, self.mailbox, self.flush_info, self.ipi,
                   self.stats, self.hist, self.violation, self.trace)
         self._table_base: dict[str, int] = {}
         size = 0

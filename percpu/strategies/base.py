@@ -1,36 +1,54 @@
-"""The hooks a strategy may fill, named after the kernel code they stand for.
+"""The hooks a strategy may fill, named after the kernel code they stand for
+(include/linux/sched/mm.h's lazy-TLB helpers, kernel/fork.c's
+cleanup_lazy_tlbs, and the places a posted patch adds code).
 
 Each hook's default does nothing; a strategy file overrides exactly the hooks
-where its scheme differs, so the file is the whole difference.
+where its scheme differs, so the file is the whole difference. The rest of
+the kernel, x86's exit-time flush included, is the same for every scheme.
 """
 from __future__ import annotations
 
 
 class Strategy:
     name = ""
+    #: where the scheme comes from (config, patch: list, date, version)
+    source = ""
     #: context_switch keeps task->active_mm (kernel threads borrow the mm);
     #: False: the CPU's cpu_tlbstate.loaded_mm is the only record.
     tracks_active_mm = True
+    #: mmgrab_lazy_tlb is a full barrier (a locked op, or smp_mb), which
+    #: switch_mm_cid's smp_mb__after_mmgrab() relies on on x86; without one
+    #: the context switch pays an smp_mb() there
+    lazy_grab_is_barrier = False
+    #: x86's freed-tables flush at exit_mmap reaches lazy CPUs; only the
+    #: broken controls skip them, as an ordinary flush does
+    exit_flush_reaches_lazy = True
+    #: the flush models (linux/include/linux/version.py FLUSHES) under which
+    #: the scheme keeps both lifetimes safe; elsewhere the checker must catch it
+    safe_under = ("ipi", "broadcast")
+    #: CPU hotplug keeps it safe (finish_cpu runs on a surviving CPU)
+    hotplug_safe = True
     #: a run with this strategy must end in FAILURE (the broken control)
     expect_violations = False
 
     def mmgrab_lazy_tlb(self, cpu, mm: int) -> None:
-        """context_switch, user -> kernel thread: the kernel thread starts
-        using prev's mm lazily."""
+        """context_switch, user -> kernel thread, and exit_mm: this CPU's
+        kernel thread (or exiting task) starts using `mm` lazily."""
 
     def mmdrop_lazy_tlb(self, cpu, mm: int) -> None:
-        """finish_task_switch (mmdrop_lazy_tlb_sched) and finish_cpu: the
-        lazy use of `mm` is over."""
+        """finish_task_switch (mmdrop_lazy_tlb_sched) and finish_cpu: a lazy
+        use of `mm` is over."""
 
     #: finish_task_switch(cpu), at the end of every context switch on this
     #: CPU; None (skipped on the hot path) unless a strategy needs it
     finish_task_switch = None
 
-    def mmput_lazy_fixup(self, cpu, mm: int) -> None:
-        """__mmput, before exit_mmap: the last user is gone."""
+    def lazy_tlb_shot(self, cpu) -> None:
+        """do_shoot_lazy_tlb, after it moved this CPU's kernel thread to
+        init_mm: what a patch adds there."""
 
-    def exit_mmap_flush(self, cpu, mm: int) -> None:
-        """exit_mmap: the TLB flush that comes with freeing the page tables."""
+    def mm_fixup_lazy_refs(self, cpu, mm: int) -> None:
+        """__mmput, after exit_mmap, before its mmdrop: the last user is gone."""
 
     def cleanup_lazy_tlbs(self, cpu, mm: int) -> None:
         """__mmdrop, before the mm_struct is freed."""

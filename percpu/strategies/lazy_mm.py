@@ -1,48 +1,74 @@
-"""lazy-mm: Andy Lutomirski's mockup (2020).
+"""lazy-mm: Andy Lutomirski's "[RFC v2 2/2] [MOCKUP] sched/mm: Lightweight
+lazy mm refcounting" (LKML, x86, linux-arch, 3 Dec 2020, on v5.10), mapped
+onto the lazy-TLB hooks the kernel gained since (6.2): its rq->lazy_mm
+store sits where context_switch calls mmgrab_lazy_tlb, its unlazying clear
+where finish_task_switch calls mmdrop_lazy_tlb_sched.
 
-The hot path only does plain stores of this CPU's own rq->lazy_mm. When the
-last user goes (__mmput), a fix-up takes a real reference for every CPU in
-mm_cpumask whose lazy_mm is still the mm and hands it to that CPU with an
-xchg into its rq->mm_to_mmdrop; the CPU drops it at its first context switch
-after it stopped using that mm.
-No IPI, no waiting. The check-then-xchg race is benign: a CPU that stopped
-using the mm in between just drops an extra reference later.
+A lazy switch only stores this CPU's own rq->lazy_mm (a hazard pointer). At
+every context switch, unconditionally, drop_extra_mm_refs drops a reference
+some other CPU handed over. At the end of __mmput, after exit_mmap,
+mm_fixup_lazy_refs takes a real reference for every CPU in mm_cpumask whose
+lazy_mm is still the mm and hands it over with an xchg into that CPU's
+rq->mm_to_mmdrop. No IPI, no waiting; it relies on mm_cpumask covering every
+lazy CPU ("this is wrong on arm64 and possibly on other architectures").
 """
 from percpu.linux.include.linux.cpumask import mm_cpumask_cpus
 from percpu.linux.kernel.fork import mmdrop, mmgrab
-from percpu.machine.checker import site
-from percpu.machine.segment import NULL
+from percpu.machine.checker import site, warn
+from percpu.machine.segment import NULL, SLOT_MASK
 from percpu.strategies.base import Strategy
 
-SITE_FIXUP_MASK = site("__mmput lazy fix-up: read mm_cpumask")
+SITE_FIXUP_MASK = site("mm_fixup_lazy_refs: for_each_cpu(cpu, mm_cpumask(mm))")
+SITE_LAZY_BUSY = site("context_switch: WARN_ON_ONCE(rq->lazy_mm)")
+SITE_FIXUP_USERS = site("mm_fixup_lazy_refs: WARN_ON_ONCE(atomic_read(&mm->mm_users) != 0)")
+SITE_FIXUP_OLD = site("mm_fixup_lazy_refs: WARN_ON_ONCE(old == mm)")
 
 
 class LazyMm(Strategy):
     name = "lazy-mm"
+    source = "Lutomirski, [RFC v2 2/2] [MOCKUP] sched/mm: Lightweight lazy mm refcounting, LKML 3 Dec 2020"
+    # its hand-over is dropped at the next switch, a kernel -> kernel one
+    # included: it relies on x86's exit flush having moved the CPU off
+    safe_under = ("ipi",)
 
     def mmgrab_lazy_tlb(self, cpu, mm):
-        cpu.store(cpu.a_lazy_mm, mm)  # plain store
+        if cpu.load(cpu.a_lazy_mm):
+            warn(cpu, SITE_LAZY_BUSY, mm)
+        cpu.store(cpu.a_lazy_mm, mm)  # a plain store; "barrier here?" asks the mockup
 
     def mmdrop_lazy_tlb(self, cpu, mm):
-        cpu.store(cpu.a_lazy_mm, NULL)
+        if cpu.load(cpu.a_lazy_mm):  # unlazying: a remote CPU that sees the store may free the mm
+            cpu.store(cpu.a_lazy_mm, NULL)
 
     def finish_task_switch(self, cpu):
-        # A handed-over reference is dropped once this CPU no longer has
-        # that mm loaded (a kernel -> kernel switch keeps it lazily).
-        mm = cpu.load(cpu.a_mm_to_mmdrop)
-        if mm and mm != cpu.loaded_mm:
-            mm = cpu.xchg(cpu.a_mm_to_mmdrop, NULL)
-            if mm == cpu.loaded_mm:  # a fix-up for the mm still in use raced in: keep it
-                mm = cpu.xchg(cpu.a_mm_to_mmdrop, mm)
-            if mm:
-                mmdrop(cpu, mm)
+        drop_extra_mm_refs(cpu)  # "Do this unconditionally"
 
-    def mmput_lazy_fixup(self, cpu, mm):
-        load = cpu.load
-        for other in mm_cpumask_cpus(cpu, mm, SITE_FIXUP_MASK):
-            if load(cpu.mem.cpu_lazy_mm[other]) == mm:
-                mmgrab(cpu, mm)
-                old = cpu.xchg(cpu.mem.cpu_mm_to_mmdrop[other], mm)
-                cpu.stats.fixups += 1
-                if old:
-                    mmdrop(cpu, old)
+    def mm_fixup_lazy_refs(self, cpu, mm):
+        mm_fixup_lazy_refs(cpu, mm)
+
+
+def drop_extra_mm_refs(cpu) -> None:
+    if not cpu.load(cpu.a_mm_to_mmdrop):  # likely: nothing handed over
+        return
+    old_mm = cpu.xchg(cpu.a_mm_to_mmdrop, NULL)  # atomic_long_xchg_relaxed
+    if old_mm:
+        mmdrop(cpu, old_mm)
+
+
+def mm_fixup_lazy_refs(cpu, mm: int) -> None:
+    """Convert every lazy_mm reference to `mm` into an mm_count reference;
+    the caller (__mmput) still holds one, so `mm` cannot go meanwhile."""
+    mem, load = cpu.mem, cpu.load
+    if load(mem.mm_users[mm & SLOT_MASK]) != 0:
+        warn(cpu, SITE_FIXUP_USERS, mm)  # mm_users is zero: no new lazy refs will be taken
+    for other in mm_cpumask_cpus(cpu, mm, SITE_FIXUP_MASK):
+        if load(mem.cpu_lazy_mm[other]) != mm:
+            continue
+        mmgrab(cpu, mm)
+        old = cpu.xchg(mem.cpu_mm_to_mmdrop[other], mm)  # atomic_long_xchg
+        cpu.stats.fixups += 1
+        if not old:
+            continue
+        if old == mm:
+            warn(cpu, SITE_FIXUP_OLD, mm)
+        mmdrop(cpu, old)  # stolen from the target, which is done with it

@@ -1,9 +1,11 @@
-"""refcount: CONFIG_MMU_LAZY_TLB_REFCOUNT, the kernel's default.
+"""refcount: CONFIG_MMU_LAZY_TLB_REFCOUNT, the kernel's default (Linux 6.12
+and 6.18, include/linux/sched/mm.h).
 
 Every switch into a kernel thread takes a reference on the shared
 mm->mm_count and the switch back drops it: two atomics on one cache line
-that every CPU running the process hammers. Teardown needs nothing: the last
-lazy CPU's mmdrop frees the mm.
+that every CPU running the process hammers. It keeps the mm_struct alive;
+the page tables are kept safe, as for every scheme on x86, by exit_mmap's
+freed-tables flush, which moves lazy CPUs to init_mm.
 """
 from percpu.linux.kernel.fork import mmdrop, mmgrab
 from percpu.strategies.base import Strategy
@@ -11,7 +13,8 @@ from percpu.strategies.base import Strategy
 
 class Refcount(Strategy):
     name = "refcount"
+    source = "CONFIG_MMU_LAZY_TLB_REFCOUNT=y (include/linux/sched/mm.h, Linux 6.12/6.18)"
+    lazy_grab_is_barrier = True  # mmgrab: lock incq
 
-    # include/linux/sched/mm.h, CONFIG_MMU_LAZY_TLB_REFCOUNT=y
     mmgrab_lazy_tlb = staticmethod(mmgrab)
-    mmdrop_lazy_tlb = staticmethod(mmdrop)
+    mmdrop_lazy_tlb = staticmethod(mmdrop)  # mmdrop_sched is mmdrop without PREEMPT_RT

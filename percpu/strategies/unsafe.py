@@ -1,12 +1,16 @@
-"""unsafe: the broken control. No lazy reference, no shootdown, no check.
+"""unsafe: the broken control. No lazy reference, no shootdown, and the
+freed-tables flush at exit_mmap skips lazy CPUs as an ordinary flush does.
 
-The last mmput frees the mm while lazy CPUs still have it loaded: the
-checker must report a use-after-free on every run (as locktorture ships a
-deliberately broken lock to prove its checker works).
+Nothing keeps a lazily used mm or its page tables alive, whatever the flush
+model: the checker must report a violation on every run (as locktorture
+ships a deliberately broken lock to prove its checker works).
 """
 from percpu.strategies.base import Strategy
 
 
 class Unsafe(Strategy):
     name = "unsafe"
+    source = "none: the checker's control"
+    exit_flush_reaches_lazy = False
+    safe_under = ()
     expect_violations = True

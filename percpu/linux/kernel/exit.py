@@ -1,4 +1,5 @@
-"""kernel/exit.c: exit_mm and the part of do_exit that gives up the mm."""
+"""kernel/exit.c: exit_mm and the part of do_exit that gives up the mm
+(Linux 6.12 and 6.18 alike)."""
 from __future__ import annotations
 
 from percpu.linux.arch.x86.mm.tlb import enter_lazy_tlb
@@ -15,6 +16,10 @@ def exit_mm(cpu, task: Task) -> None:
         cpu.strategy.mmgrab_lazy_tlb(cpu, mm)
     else:
         task.active_mm = NULL  # without active_mm, only loaded_mm keeps it
+    # task_lock + smp_mb__after_spinlock(): membarrier needs a full barrier
+    # after user-space accesses, before current->mm = NULL (on x86 the lock's
+    # locked op is that barrier)
+    cpu.smp_mb()
     task.mm = NULL
     enter_lazy_tlb(cpu, mm)
     mmput(cpu, mm)

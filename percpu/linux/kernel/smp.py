@@ -1,15 +1,23 @@
-"""kernel/smp.c: synchronous cross-CPU function calls (IPIs).
+"""kernel/smp.c: synchronous cross-CPU function calls (IPIs), as of Linux
+6.12 and 6.18 (smp_call_function_many_cond's order of local and remote
+work differs).
 
 One call slot per (target, sender) pair, like the kernel's per-CPU
 call_single_data: the sender fills `func` and `arg`, publishes a new `seq`
 and bumps the target's `ipi_pending`; the target, at its next interrupt
 point, runs every call whose `seq` it has not acknowledged and writes `ack`.
-A sender waiting for acks keeps servicing its own IPIs.
+A sender waiting for acks keeps servicing its own IPIs. Only online CPUs
+are called (masks are ANDed with cpu_online_mask; a single call to an
+offline CPU fails with -ENXIO). A CPU going offline still runs calls that
+were in flight (smpcfd_dying_cpu flushes them; stop_machine lets no new one
+start in the kernel, while here a sender that read the CPU online just
+before may still reach it).
 """
 from __future__ import annotations
 
 import time
 
+from percpu.linux.include.linux.cpumask import cpu_online, online_cpus
 from percpu.machine import tracing
 from percpu.machine.checker import site
 
@@ -85,19 +93,41 @@ def csd_lock_wait(cpu, target: int, seq: int, func) -> None:
     cpu.stats.wait_ns += time.perf_counter_ns() - start
 
 
-def smp_call_function_single(cpu, target: int, func, arg: int) -> None:
-    """Run func(target_cpu, arg) on `target` and wait for it to finish."""
+def smp_call_function_single(cpu, target: int, func, arg: int) -> bool:
+    """Run func(target_cpu, arg) on `target` and wait for it to finish.
+    False (-ENXIO) when `target` is offline: nothing ran."""
     if target == cpu.id:
         func(cpu, arg)
-        return
+        return True
+    if not cpu_online(cpu, target):
+        return False
     csd_lock_wait(cpu, target, _send(cpu, target, func, arg), func)
+    return True
 
 
-def on_each_cpu_mask(cpu, targets, func, arg: int) -> None:
-    """Run func on every CPU in `targets` (this one included, locally) and
-    wait for all of them: send everything first, then collect the acks."""
-    sent = [(t, _send(cpu, t, func, arg)) for t in targets if t != cpu.id]
-    if cpu.id in targets:
+def on_each_cpu_cond_mask(cpu, cond, targets, func, arg: int) -> None:
+    """smp_call_function_many_cond with SCF_RUN_LOCAL | SCF_WAIT: run func
+    on every online CPU in `targets` for which cond(cpu, other, arg) holds
+    (cond None: all), this one included, locally, and wait for them: the
+    remote calls are sent first, then the local one runs, then the acks are
+    collected. 6.12 evaluates the local cond first; 6.18 after the sends."""
+    local = cpu.id in targets
+    later = cpu.kernel.local_cond_after_remote
+    run_local = local and not later and (cond is None or cond(cpu, cpu.id, arg))
+    remote = [t for t in targets if t != cpu.id]
+    sent = []
+    if remote:
+        online = set(online_cpus(cpu))  # cpumask_and(mask, cpu_online_mask)
+        for t in remote:
+            if t in online and (cond is None or cond(cpu, t, arg)):
+                sent.append((t, _send(cpu, t, func, arg)))
+    if local and later:
+        run_local = cond is None or cond(cpu, cpu.id, arg)
+    if run_local:
         func(cpu, arg)
     for target, seq in sent:
         csd_lock_wait(cpu, target, seq, func)
+
+
+def on_each_cpu_mask(cpu, targets, func, arg: int) -> None:
+    on_each_cpu_cond_mask(cpu, None, targets, func, arg)

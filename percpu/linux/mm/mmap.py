@@ -1,13 +1,13 @@
-"""mm/mmap.c: exit_mmap, the last user's unmapping of the whole address space."""
+"""mm/mmap.c: exit_mmap, the last user's unmapping of the whole address
+space: gather, unmap the VMAs, free the page tables, and flush."""
 from __future__ import annotations
 
-from percpu.machine.checker import deref, site
-
-SITE_EXIT_MMAP = site("exit_mmap: tlb_gen++ (freed page tables)")
+from percpu.linux.mm.mmu_gather import tlb_finish_mmu, tlb_gather_mmu_fullmm
 
 
 def exit_mmap(cpu, mm: int) -> None:
-    """Unmap everything and free the page tables: a TLB flush with
-    freed_tables set (what a strategy does about lazy CPUs is its own)."""
-    cpu.fetch_add(cpu.mem.mm_tlb_gen[deref(cpu, mm, SITE_EXIT_MMAP)], 1)
-    cpu.strategy.exit_mmap_flush(cpu, mm)
+    tlb = tlb_gather_mmu_fullmm(cpu, mm)
+    # unmap_vmas(): no pages are modelled; free_pgtables(): pte/pmd/pud_free_tlb
+    # set freed_tables (the pages go at tlb_finish_mmu, after the flush)
+    tlb.freed_tables = True
+    tlb_finish_mmu(cpu, tlb)

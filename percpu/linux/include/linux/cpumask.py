@@ -1,12 +1,14 @@
-"""include/linux/cpumask.h: cpumask_set_cpu, cpumask_clear_cpu and
-for_each_cpu, on mm_cpumask (include/linux/mm_types.h): which CPUs may have
-TLB state for an mm. The mask is 4 words of 64 bits in the mm's
-record; setting and clearing a bit are locked ops (x86 `lock bts`/`btr`)."""
+"""include/linux/cpumask.h: cpumask_set_cpu, cpumask_clear_cpu,
+cpumask_test_cpu, cpumask_any_but and for_each_cpu on mm_cpumask
+(include/linux/mm_types.h), and cpu_online_mask (set_cpu_online,
+cpu_online). A mask is 4 words of 64 bits; setting and clearing a bit are
+locked ops (x86 `lock bts`/`lock btr`: set_bit, clear_bit), testing it a load.
+"""
 from __future__ import annotations
 
 from percpu.machine.checker import deref, site
 
-SITE_CPUMASK = site("switch_mm_irqs_off: mm_cpumask update")
+SITE_CPUMASK = site("mm_cpumask(mm): mm_struct dereference")
 
 
 def _bit(cpu_id: int) -> tuple[int, int]:
@@ -14,31 +16,26 @@ def _bit(cpu_id: int) -> tuple[int, int]:
     return cpu_id >> 6, (1 << b) if b < 63 else -(1 << 63)  # int64 words
 
 
+def _words(cpu, mm: int, site_id: int = SITE_CPUMASK) -> list[int]:
+    return cpu.mem.mm_cpumask[deref(cpu, mm, site_id)]
+
+
 def cpumask_set_cpu(cpu, mm: int, cpu_id: int) -> None:
     word, bit = _bit(cpu_id)
-    a_word = cpu.mem.mm_cpumask[deref(cpu, mm, SITE_CPUMASK)][word]
-    old = cpu.load(a_word)
-    while not old & bit:  # lock bts
-        found = cpu.cmpxchg(a_word, old, old | bit)
-        if found == old:
-            break
-        old = found
+    cpu.fetch_or(_words(cpu, mm)[word], bit)  # set_bit: lock bts
 
 
 def cpumask_clear_cpu(cpu, mm: int, cpu_id: int) -> None:
     word, bit = _bit(cpu_id)
-    a_word = cpu.mem.mm_cpumask[deref(cpu, mm, SITE_CPUMASK)][word]
-    old = cpu.load(a_word)
-    while old & bit:  # lock btr
-        found = cpu.cmpxchg(a_word, old, old & ~bit)
-        if found == old:
-            break
-        old = found
+    cpu.fetch_and(_words(cpu, mm)[word], ~bit)  # clear_bit: lock btr
 
 
-def mm_cpumask_cpus(cpu, mm: int, site_id: int) -> list[int]:
-    """for_each_cpu(cpu, mm_cpumask(mm)): the CPUs whose bit is set."""
-    words = cpu.mem.mm_cpumask[deref(cpu, mm, site_id)]
+def cpumask_test_cpu(cpu, mm: int, cpu_id: int) -> bool:
+    word, bit = _bit(cpu_id)
+    return bool(cpu.load(_words(cpu, mm)[word]) & bit)
+
+
+def _cpus(cpu, words: list[int]) -> list[int]:
     cpus = []
     for w in range((cpu.ncpus + 63) >> 6):
         value = cpu.load(words[w]) & 0xFFFFFFFFFFFFFFFF
@@ -47,3 +44,31 @@ def mm_cpumask_cpus(cpu, mm: int, site_id: int) -> list[int]:
             cpus.append((w << 6) + low.bit_length() - 1)
             value ^= low
     return cpus
+
+
+def mm_cpumask_cpus(cpu, mm: int, site_id: int = SITE_CPUMASK) -> list[int]:
+    """for_each_cpu(cpu, mm_cpumask(mm)): the CPUs whose bit is set."""
+    return _cpus(cpu, _words(cpu, mm, site_id))
+
+
+def cpumask_any_but(cpu, mm: int, cpu_id: int) -> bool:
+    """cpumask_any_but(mm_cpumask(mm), cpu) < nr_cpu_ids: another CPU is set."""
+    return any(c != cpu_id for c in mm_cpumask_cpus(cpu, mm))
+
+
+def online_cpus(cpu) -> list[int]:
+    """for_each_online_cpu: the CPUs set in cpu_online_mask."""
+    return _cpus(cpu, cpu.mem.cpu_online_mask)
+
+
+def cpu_online(cpu, cpu_id: int) -> bool:
+    word, bit = _bit(cpu_id)
+    return bool(cpu.load(cpu.mem.cpu_online_mask[word]) & bit)
+
+
+def set_cpu_online(cpu, cpu_id: int, online: bool) -> None:
+    word, bit = _bit(cpu_id)
+    if online:
+        cpu.fetch_or(cpu.mem.cpu_online_mask[word], bit)
+    else:
+        cpu.fetch_and(cpu.mem.cpu_online_mask[word], ~bit)

@@ -1,8 +1,9 @@
 """kernel/sched/core.c: the scheduler's mm path (context_switch and
 finish_task_switch, inlined in the CPU's scheduling loop as __schedule
-inlines them), idle_task_exit, enqueue_task, wake_up_new_task and the
-migration of tasks off a dying CPU, with the strategy's hooks where the
-kernel has them; x86's lazy TLB state is in arch/x86/mm/tlb.py.
+inlines them, with kernel/sched/sched.h's switch_mm_cid), idle_task_exit,
+enqueue_task, wake_up_new_task and the migration of tasks off a dying CPU,
+with the strategy's hooks where the kernel has them (Linux 6.12 and 6.18
+alike); x86's lazy TLB state is in arch/x86/mm/tlb.py.
 
     context_switch(rq, prev, next):
       if next->mm == NULL:                        # to a kernel thread: lazy
@@ -13,23 +14,26 @@ kernel has them; x86's lazy TLB state is in arch/x86/mm/tlb.py.
       else:
           switch_mm_irqs_off(prev->active_mm, next->mm, next)
           if prev->mm == NULL: rq->prev_mm = prev->active_mm; prev->active_mm = NULL
-      finish_task_switch(prev)                    # mmdrop_lazy_tlb(rq->prev_mm)
+      switch_mm_cid(rq, prev, next)               # its barriers (CONFIG_SCHED_MM_CID=y)
+      finish_task_switch(prev)                    # mmdrop_lazy_tlb_sched(rq->prev_mm)
 
 A strategy without active_mm (tlbstate) takes the CPU's loaded_mm as the
 only record of what it uses. The loop around it (batches of quanta, the
 idle quantum's page-walk probe) is the harness's: a quantum is the
-emulator's unit of running time.
+emulator's unit of running time. Not modelled: prepare_task_switch,
+membarrier_switch_mm, the concurrency-ID allocation itself.
 """
 from __future__ import annotations
 
 from time import perf_counter_ns
 
-from percpu.linux.arch.x86.mm.tlb import enter_lazy_tlb, set_loaded_mm, switch_mm_irqs_off
+from percpu.linux.arch.x86.mm.tlb import enter_lazy_tlb, set_loaded_mm, switch_mm, switch_mm_irqs_off
+from percpu.linux.include.linux.cpumask import online_cpus
 from percpu.linux.include.linux.sched import Task
 from percpu.linux.kernel.exit import do_exit
 from percpu.linux.kernel.smp import ipi_function, smp_call_function_single
 from percpu.machine import tracing
-from percpu.machine.checker import probe, site, use_after_free
+from percpu.machine.checker import probe, site, walk_page_tables
 from percpu.machine.context import HOUSEKEEPING_EVERY
 from percpu.machine.segment import INIT_MM, NULL, SLOT_MASK
 from percpu.machine.stats import SWITCH_SAMPLE_EVERY, record
@@ -72,12 +76,14 @@ def run_quanta(cpu, workload, count: int) -> None:
     run_task = workload.run_task
     wakeup = workload.wakeup
     load = cpu.load
+    smp_mb = cpu.smp_mb
     a_pending = cpu.a_ipi_pending
-    mm_gen = cpu.mem.mm_gen
+    mm_gen, mm_freed_tables_gen = cpu.mem.mm_gen, cpu.mem.mm_freed_tables_gen
     strategy = cpu.strategy
     tracks_active_mm = strategy.tracks_active_mm
     mmgrab_lazy_tlb = strategy.mmgrab_lazy_tlb
     mmdrop_lazy_tlb = strategy.mmdrop_lazy_tlb
+    lazy_grab_is_barrier = strategy.lazy_grab_is_barrier
     finish_task_switch_hook = strategy.finish_task_switch
     trace_events = cpu.trace_events
     switch_cost_ns = cpu.switch_cost_ns
@@ -94,8 +100,9 @@ def run_quanta(cpu, workload, count: int) -> None:
             if cpu.is_lazy:  # checker.probe, inlined
                 probes += 1
                 mm = cpu.loaded_mm
-                if load(mm_gen[mm & SLOT_MASK]) != mm >> 32:
-                    use_after_free(cpu, mm, SITE_IDLE_PROBE)
+                slot = mm & SLOT_MASK
+                if load(mm_gen[slot]) != mm >> 32 or load(mm_freed_tables_gen[slot]):
+                    walk_page_tables(cpu, mm, SITE_IDLE_PROBE)
             next = wakeup(cpu)
         else:
             next = run_task(cpu, curr)
@@ -111,6 +118,7 @@ def run_quanta(cpu, workload, count: int) -> None:
             start = perf_counter_ns()
         if trace_events is not None:
             trace_events.append((perf_counter_ns(), tracing.TASK_END, 0, 0))
+        prev_mm = NULL  # rq->prev_mm
         if not next.mm:  # to a kernel thread: lazy (NULL mm)
             if prev.mm:
                 lazy_switches += 1
@@ -124,15 +132,23 @@ def run_quanta(cpu, workload, count: int) -> None:
                     prev.active_mm = NULL  # kernel -> kernel: the lazy use is handed over
             else:
                 enter_lazy_tlb(cpu, cpu.loaded_mm)
-        elif tracks_active_mm:
-            switch_mm_irqs_off(cpu, prev.active_mm, next.mm)
-            if not prev.mm:
-                # finish_task_switch(prev): rq->prev_mm, dropped after the switch
-                mm = prev.active_mm
-                prev.active_mm = NULL
-                mmdrop_lazy_tlb(cpu, mm)  # mmdrop_lazy_tlb_sched
+            # switch_mm_cid: user -> kernel relies on mmgrab()'s locked op
+            # (smp_mb__after_mmgrab(), a no-op on x86); a scheme without one pays a barrier
+            if prev.mm and not lazy_grab_is_barrier:
+                smp_mb()
         else:
-            switch_mm_irqs_off(cpu, cpu.loaded_mm, next.mm)
+            if tracks_active_mm:
+                switch_mm_irqs_off(cpu, prev.active_mm, next.mm)
+                if not prev.mm:
+                    prev_mm = prev.active_mm  # will mmdrop_lazy_tlb() in finish_task_switch()
+                    prev.active_mm = NULL
+            else:
+                switch_mm_irqs_off(cpu, cpu.loaded_mm, next.mm)
+            if not prev.mm:
+                smp_mb()  # switch_mm_cid: kernel -> user provides its own barrier
+        # finish_task_switch(prev)
+        if prev_mm:
+            mmdrop_lazy_tlb(cpu, prev_mm)  # mmdrop_lazy_tlb_sched
         if finish_task_switch_hook is not None:
             finish_task_switch_hook(cpu)
         if trace_events is not None:
@@ -200,19 +216,16 @@ def has_live_tasks(cpu) -> bool:
 
 
 def idle_task_exit(cpu) -> None:
-    """CPU going offline: leave any lazy mm for init_mm, then (finish_cpu,
-    which the kernel runs on another CPU) drop the idle task's lazy
-    reference."""
+    """The idle task of a CPU going offline leaves any lazy mm for init_mm
+    (switch_mm; its active_mm is left as it was: finish_cpu, run on a
+    surviving CPU, cleans that up). 6.12's; the kernel's later
+    sched_force_init_mm is not modelled."""
     probe(cpu, SITE_FINAL_PROBE)
     idle = cpu.idle
-    if cpu.loaded_mm != INIT_MM:
-        switch_mm_irqs_off(cpu, idle.active_mm, INIT_MM)
-    if cpu.strategy.tracks_active_mm:
-        mm = idle.active_mm
-        idle.active_mm = INIT_MM
-        cpu.strategy.mmdrop_lazy_tlb(cpu, mm)
-    if cpu.strategy.finish_task_switch is not None:
-        cpu.strategy.finish_task_switch(cpu)  # the CPU's last switch
+    mm = idle.active_mm if cpu.strategy.tracks_active_mm else cpu.loaded_mm
+    if mm != INIT_MM:
+        switch_mm(cpu, mm, INIT_MM)
+    cpu.store(cpu.mem.task_active_mm[idle.tid], idle.active_mm)  # where finish_cpu reads it
 
 
 def enqueue_task(cpu, task: Task) -> None:
@@ -240,7 +253,8 @@ def migrate_task(cpu, task: Task) -> None:
     for i, name in enumerate(MAILBOX_FIELDS):
         cpu.store(record + 8 * i, getattr(task, name))
     cpu.stats.migrations += 1
-    smp_call_function_single(cpu, _online_cpu(cpu), migrate_task_in, record)
+    while not smp_call_function_single(cpu, next_online_cpu(cpu), migrate_task_in, record):
+        pass  # it went offline meanwhile: the next one
 
 
 @ipi_function
@@ -251,12 +265,10 @@ def migrate_task_in(cpu, record: int) -> None:
     enqueue_task(cpu, task)
 
 
-def _online_cpu(cpu) -> int:
-    """The next online CPU after this one (it may go down meanwhile: then it
-    passes the task on in turn)."""
-    n = cpu.ncpus
-    for step in range(1, n):
-        other = (cpu.id + step) % n
-        if cpu.load(cpu.mem.cpu_online[other]):
-            return other
-    return cpu.id if cpu.online else (cpu.id + 1) % n
+def next_online_cpu(cpu) -> int:
+    """The next online CPU after this one (it may go down meanwhile: then
+    the call to it fails and the next one is tried; the last online CPU
+    never goes down)."""
+    online = online_cpus(cpu)
+    after = [c for c in online if c > cpu.id] + [c for c in online if c < cpu.id]
+    return after[0] if after else cpu.id
