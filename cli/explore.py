@@ -150,7 +150,7 @@ def _how(report: Report, max_schedules: int, seed) -> str:
             return f"every schedule with at most {p}; NOT exhaustive: {report.cut} choices cut by the bound"
         return f"exhaustive: every schedule (at most {p}, and no choice cut by the bound)"
     if report.mode == "reduced":
-        return "exhaustive: every schedule, no bound (one per class of equivalent interleavings, sleep sets)"
+        return "exhaustive: every schedule, no bound (sleep sets: equivalent interleavings explored once)"
     return "exhaustive: every schedule, no bound"
 
 
