@@ -173,7 +173,7 @@ def _bounded(run, report, b, max_schedules, progress, fingerprints) -> bool:
             return True
 
 
-def _reduced(run, report, max_schedules, progress, fingerprints, cache, stop_at_violation=True) -> None:
+def _reduced(run, report, max_schedules, progress, fingerprints, cache) -> None:
     """The sleep-set search (percpu/explore/por.py)."""
     report.bound = None
     visited: dict | None = {} if cache else None
@@ -189,8 +189,8 @@ def _reduced(run, report, max_schedules, progress, fingerprints, cache, stop_at_
         report.count(result)
         if progress is not None:
             progress(report)
-        if report.best is not None and stop_at_violation:
-            return
+        if report.best is not None:
+            return  # the first violation ends the search
         if start >= 0 and policy.first is not None:
             stack[start].done[stack[start].chosen] = policy.first
         stack.extend(policy.nodes)
