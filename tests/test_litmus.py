@@ -1,8 +1,9 @@
 """percpu litmus: herd7's X86 litmus tests on the explorer's own x86-TSO
 machine. Every test in tests/data/litmus must get the verdict recorded in
 tests/data/litmus/verdicts.txt (herd7's, from herdtools7's kinds file, or
-x86-TSO's where that file has none); the reduced search must reach the
-final states of the unreduced one; bad files are one line and exit 2."""
+x86-TSO's where that file has none) and list the final states herd7
+listed (herd7-states.txt); the reduced search must reach the final states
+of the unreduced one; bad files are one line and exit 2."""
 import glob
 import os
 import re
@@ -30,6 +31,27 @@ def _verdicts():
 VERDICTS = _verdicts()
 
 
+def _herd_states():
+    """tests/data/litmus/herd7-states.txt: (test, model) -> the state lines herd7 printed."""
+    states, key = {}, None
+    with open(os.path.join(DATA, "herd7-states.txt")) as f:
+        for line in f:
+            line = line.rstrip("\n")
+            if line.startswith("#"):
+                continue
+            if not line:
+                key = None
+            elif key is None:
+                key = tuple(line.split())
+                states[key] = []
+            else:
+                states[key].append(line)
+    return states
+
+
+HERD_STATES = _herd_states()
+
+
 def _verdict(outcome) -> str:
     """Allow when a final state satisfying the condition is reachable (for a
     forall: when one falsifying it is)."""
@@ -40,7 +62,7 @@ def _verdict(outcome) -> str:
 
 def test_every_test_has_a_recorded_verdict_and_the_catalogue_is_covered():
     names = {load_test(p).name for p in TESTS}
-    assert names == set(VERDICTS)
+    assert names == set(VERDICTS) == {name for name, _ in HERD_STATES}
     for family in ("SB", "MP", "LB", "IRIW", "2+2W", "R", "S", "WRC", "RWC"):
         variants = {n for n in names if n == family or n.startswith(family + "+")}
         assert family in variants and len(variants) > 1, family  # the test and a fenced or locked variant
@@ -89,6 +111,17 @@ def test_store_buffering_survives_the_end_of_a_program(monkeypatch):
 
     monkeypatch.setattr(LitmusRun, "program", program_then_drain)
     assert run_test(sb, tso=True).positive == 0
+
+
+@pytest.mark.parametrize("model", ["tso", "sc"])
+@pytest.mark.parametrize("path", TESTS, ids=os.path.basename)
+def test_states_are_herds(path, model):
+    """The final states, line for line as herd7 7.57 printed them for this
+    file (recorded in herd7-states.txt), under x86-TSO and SC."""
+    test = load_test(path)
+    lines = herd_output(run_test(test, tso=model == "tso"))
+    count = int(lines[1].split()[1])
+    assert lines[2:2 + count] == HERD_STATES[(test.name, model)]
 
 
 def test_herd_output_shape():
