@@ -27,6 +27,7 @@ from percpu.cli.torture import torture_command
 from percpu.cli.clean import clean_command
 from percpu.cli.profile import profile_command
 from percpu.cli.explore import explore_command
+from percpu.cli.litmus import litmus_command
 
 Strategy = Enum("Strategy", {name: name for name in STRATEGIES}, type=str)
 Workload = Enum("Workload", {name: name for name in WORKLOADS}, type=str)
@@ -127,6 +128,7 @@ app.command("torture")(torture_command)
 app.command("clean")(clean_command)
 app.command("profile")(profile_command)
 app.command("explore")(explore_command)
+app.command("litmus")(litmus_command)
 
 
 def main() -> None:

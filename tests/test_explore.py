@@ -3,11 +3,16 @@ variant, keeps every safe strategy clean, and replays a schedule exactly."""
 import glob
 import json
 import os
+import signal
+import subprocess
+import time
 
 import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 from broken_strategies import BROKEN, BROKEN_VARIANT
-from conftest import percpu_cli
+from conftest import percpu_cli, percpu_command
+from percpu.cli import app
 from percpu import strategies
 from percpu.explore.machine import Interleaving
 from percpu.explore.scenarios import LAZY_TLB_SCENARIOS, SITE_HP_READER
@@ -270,3 +275,145 @@ def test_cli_replay_checks_the_file_scenario(tmp_path):
         path.write_text(json.dumps({**doc, "scenario": scenario}))
         bad = percpu_cli("explore", "--replay", str(path))
         assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and words in bad.stderr, bad.stderr
+
+
+# --- the unbounded and reduced searches ----------------------------------------------
+def test_bounded_search_says_what_the_bound_cut():
+    cut = explore(Config("refcount", "exit-race", 2), bound=0)
+    assert cut.exhausted and cut.cut > 0 and not cut.exhaustive
+    whole = explore(Config("hazard", "hazptr-try-protect", 2), bound=None)
+    assert whole.exhausted and whole.cut == 0 and whole.exhaustive
+
+
+def test_reduced_search_reaches_the_unbounded_states():
+    """Sleep sets cut schedules, never states: the reduced search reaches the
+    same distinct states and final states as the unreduced unbounded one
+    (every scenario and strategy: the stress test below; every litmus test,
+    TSO and SC: tests/test_litmus.py)."""
+    cfg = Config("hazard", "hazptr-try-protect", 2)
+    full = explore(cfg, bound=None, max_schedules=100000)
+    reduced = explore(cfg, bound=None, max_schedules=100000, por=True)
+    assert full.exhaustive and reduced.exhaustive
+    assert set(reduced.finals) == set(full.finals) and full.finals
+    assert reduced.states == full.states
+    assert reduced.schedules < full.schedules
+
+
+def test_reduced_search_finds_the_violations():
+    for cfg in (Config("unsafe", "exit-race", 2, tso=True), Config("broken-hazard-noscan", "double-teardown", 2)):
+        report = explore(cfg, bound=None, max_schedules=20000, por=True)
+        assert report.best is not None and not report.exhausted, cfg  # the first violation ends it
+        assert replay(cfg, report.best.choices).outcome == "violation"
+
+
+@pytest.mark.stress
+@pytest.mark.parametrize("tso", [False, True], ids=["sc", "tso"])
+@pytest.mark.parametrize("scenario", LAZY_TLB_SCENARIOS)
+@pytest.mark.parametrize("strategy", SAFE_STRATEGIES)
+def test_reduced_search_reaches_the_unbounded_final_states_in_every_scenario(strategy, scenario, tso):
+    cfg = Config(strategy, scenario, 2, tso=tso)
+    full = explore(cfg, bound=None, max_schedules=10**7)
+    reduced = explore(cfg, bound=None, max_schedules=10**7, por=True)
+    assert full.exhaustive and reduced.exhaustive and full.best is None and reduced.best is None
+    assert set(reduced.finals) == set(full.finals)
+
+
+# --- bad replay files, interrupted and failed runs (one line, exit 2) -----------------
+def _cli(monkeypatch, capsys, *args):
+    """The console entry point in this process: (exit code, stdout, stderr)."""
+    monkeypatch.setattr("sys.argv", ["percpu", *args])
+    with pytest.raises(SystemExit) as done:
+        app.main()
+    out, err = capsys.readouterr()
+    return done.value.code, out, err
+
+
+KEPT = os.path.join(DATA, "unsafe-exit-race-cpus2.json")
+
+
+@pytest.mark.parametrize("change,words", [
+    ({"choices": [0, 7]}, "choice 1 is 7"), ({"choices": [0, -1]}, "choice 1 is -1"),
+    ({"choices": [0, 1.5]}, "choice 1 is 1.5"), ({"choices": ["0"]}, "choice 0 is '0'"),
+    ({"choices": None}, "no 'choices'"), ({"choices": []}, "'choices' is empty"),
+    ({"cpus": "2"}, "'cpus' must be"), ({"cpus": 9}, "from 2 to 4, not 9"), ({"cpus": True}, "'cpus' must be"),
+    ({"kernel": "5.10"}, "'kernel' must be one of 6.12, 6.18"), ({"flush": "never"}, "'flush' must be one of ipi, broadcast"),
+    ({"kernel": "6.12", "flush": "broadcast"}, "needs --kernel 6.18"), ({"tso": "yes"}, "'tso' must be true or false"),
+    ({"drop_barrier": "no such thing"}, "'drop_barrier' must be"), ({"drop_barrier": 3}, "'drop_barrier' must be"),
+    ({"strategy": "nope"}, "unknown strategy"), ({"violations": "x"}, "'violations' must be"),
+])
+def test_replay_refuses_a_bad_file(monkeypatch, capsys, tmp_path, change, words):
+    doc = {**json.load(open(KEPT)), **change}
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps({k: v for k, v in doc.items() if v is not None}))
+    code, out, err = _cli(monkeypatch, capsys, "explore", "--replay", str(path))
+    assert code == 2 and err.count("\n") == 1 and words in err, err
+
+
+def test_replay_takes_everything_but_the_strategy_from_its_file(monkeypatch, capsys):
+    code, out, err = _cli(monkeypatch, capsys, "explore", "--replay", KEPT, "--cpus", "3", "--tso")
+    assert code == 2 and err.count("\n") == 1 and "--cpus, --tso" in err, err
+    code, out, err = _cli(monkeypatch, capsys, "explore", "--replay", KEPT, "--strategy", "refcount")
+    assert code == 0 and "the file's strategy: unsafe" in out and "diverged from the file" in out, out
+    assert "no violation" in out
+
+
+def test_replay_that_diverges_says_so(monkeypatch, capsys, tmp_path):
+    doc = json.load(open(KEPT))
+    path = tmp_path / "d.json"
+    path.write_text(json.dumps({**doc, "choices": doc["choices"] + [1] * 20}))  # more choices than the run makes
+    code, out, err = _cli(monkeypatch, capsys, "explore", "--replay", str(path))
+    assert code == 2 and err.count("\n") == 1 and "diverged" in err, err
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_any_corrupted_replay_file_replays_or_is_one_line(monkeypatch, capsys, tmp_path, data):
+    """Every outcome of `explore --replay` on a damaged file is a clean replay
+    (0 or 1, with its listing) or one line on stderr and exit 2."""
+    doc = json.load(open(data.draw(st.sampled_from(SCHEDULES))))
+    values = st.one_of(st.none(), st.booleans(), st.integers(-3, 12), st.floats(allow_nan=False), st.text(max_size=6),
+                       st.lists(st.integers(-2, 9), max_size=4))
+    for _ in range(data.draw(st.integers(1, 3))):
+        key = data.draw(st.sampled_from(sorted(doc)))
+        if data.draw(st.booleans()):
+            doc.pop(key)
+        else:
+            doc[key] = data.draw(values)
+    if "choices" in doc and isinstance(doc["choices"], list) and data.draw(st.booleans()):
+        doc["choices"] = doc["choices"][:data.draw(st.integers(0, len(doc["choices"])))]
+    text = json.dumps(doc)
+    text = text[:data.draw(st.integers(len(text) // 2, len(text)))]
+    path = tmp_path / "corrupt.json"
+    path.write_text(text)
+    code, out, err = _cli(monkeypatch, capsys, "explore", "--replay", str(path))
+    if code == 2:
+        assert err.count("\n") == 1 and err.startswith("percpu: error: "), err
+    else:
+        assert code in (0, 1) and not err and out.startswith("replay "), (code, out, err)
+
+
+def test_out_on_a_full_disk_is_one_line_and_leaves_nothing(monkeypatch, capsys, tmp_path):
+    code, out, err = _cli(monkeypatch, capsys, "explore", "--strategy", "unsafe", "--scenario", "exit-race",
+                          "--out", "/dev/full")
+    assert code == 2 and err.count("\n") == 1 and "No space left on device" in err, err
+    target = tmp_path / "s.json"
+
+    def full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "replace", full)
+    code, out, err = _cli(monkeypatch, capsys, "explore", "--strategy", "unsafe", "--scenario", "exit-race",
+                          "--out", str(target))
+    assert code == 2 and err.count("\n") == 1
+    assert list(tmp_path.iterdir()) == []  # neither the file nor its temporary
+
+
+def test_ctrl_c_prints_what_was_explored_and_exits_130():
+    proc = subprocess.Popen([*percpu_command(), "explore", "--strategy", "refcount", "--scenario", "double-teardown",
+                             "--cpus", "3", "--unbounded"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(4)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, (out, err)
+    assert "interrupted: explored" in out and "NOT exhaustive" in out and "schedules:" in out, out
+    assert err.count("\n") == 1

@@ -21,8 +21,18 @@ to that address, else memory; `smp_mb` and every atomic read-modify-write
 (x86 `lock`-prefixed) drain the buffer first. The oldest buffered store of a
 CPU reaching memory is an actor of its own ("flush CPU n"); by default
 stores stay buffered as long as anything else can run (the adversarial
-choice), and flushing one earlier costs a preemption. A CPU's buffer drains
-when it finishes its program.
+choice), and flushing one earlier costs a preemption. A store still buffered
+when its CPU's program ends reaches memory as a choice of its own too, so
+another CPU may read around it as long as it stays buffered (x86 has no
+drain at the end of a program: store buffering outlives it).
+
+Partial-order reduction: every actor's step between two scheduling points
+is a `Transition`, the shared words it read and wrote (a CPU's store into its
+own buffer touches nothing shared; a flush and its CPU's drain both touch
+that buffer), whether it started a wait's try (it read the write epoch that
+decides when a blocked CPU wakes) and whether a write reached memory. Two
+transitions that touch no common word, or only read it, commute: the
+sleep-set search (percpu/explore/por.py) explores one order of them.
 
 Violations: everything the emulator's checker reports (use-after-free on a
 probe or dereference, freed-while-loaded, refcount underflow), deadlock, a
@@ -62,6 +72,23 @@ class ReplayDiverged(Exception):
     """A replayed schedule asked for a choice that is not possible."""
 
 
+@dataclass(frozen=True)
+class Transition:
+    """What one actor's step between two scheduling points touched."""
+
+    actor: int
+    reads: frozenset
+    writes: frozenset
+    waits: bool  # began a wait's try: it read the write epoch
+    bumps: bool  # a write reached memory (bumping the write epoch)
+
+    def dependent(self, other: "Transition") -> bool:
+        """Whether the order of the two can matter (else they commute)."""
+        if self.writes & other.writes or self.writes & other.reads or other.writes & self.reads:
+            return True
+        return (self.waits and other.bumps) or (other.waits and self.bumps)
+
+
 @dataclass
 class Step:
     actor: int  # CPU id, or ncpus + id for a store-buffer flush
@@ -69,7 +96,11 @@ class Step:
     addr: int
     args: tuple
     result: object
-    where: str
+    frame: object  # the access's caller (its emulated kernel functions are named on demand), or a name
+
+    @property
+    def where(self) -> str:
+        return self.frame if isinstance(self.frame, str) else _where(self.frame)
 
 
 @dataclass
@@ -81,6 +112,8 @@ class Result:
     violations: list = field(default_factory=list)
     preemptions: int = 0
     barriers_dropped: int = 0
+    final: object = None  # the end state of a schedule that ran to its end (hashable), else None
+    execution: object = None  # which write each read saw and the order of writes, where the machine names them
 
 
 class ExplorerCPU(CPU):
@@ -97,6 +130,7 @@ class ExplorerCPU(CPU):
     def _wait(self, done, probe_site) -> None:
         memory, sched = self.explorer.memory, self.explorer.sched
         while True:
+            memory.waits = True  # a write reaching memory from now on wakes this try
             epoch, history, ipi_seen = memory.write_epoch, memory.history[self.id], self.ipi_seen
             if done():
                 return
@@ -129,50 +163,91 @@ def _where(frame) -> str:
 
 
 class Memory:
-    """Shared memory as the CPUs of one schedule see it: the segment, each
-    CPU's store buffer, each CPU's history of (access, result) -- a CPU's
-    Python state is a function of what its loads returned -- and the log of
-    steps. Only the kernel's tables are observed (accesses to them are
-    scheduling points); the checker's violation counter is not."""
+    """Shared memory as the CPUs of one schedule see it: `raw[lo:hi]`, the
+    observed words (at raw addresses from `base + lo`), each CPU's store
+    buffer, each CPU's history of (access, result) -- a CPU's Python state is
+    a function of what its loads returned -- the log of steps, and what the
+    step in progress touched (`take`). The kernel's memory is the segment's
+    kernel tables; the checker's violation counter (`a_violations`) is not
+    observed."""
 
-    def __init__(self, state: SharedState, n: int, tso: bool):
-        self.state, self.tso = state, tso
+    def __init__(self, raw, base: int, lo: int, hi: int, n: int, tso: bool, a_violations: int = 0,
+                 a_records: int = 0):
+        self.raw, self.tso = raw, tso
         self.buffers = [[] for _ in range(n)]
         self.history = [0] * n
         self.write_epoch = 0  # bumped by every write that reaches memory
         self.steps: list[Step] = []
         self.barriers_dropped = 0  # smp_mb() calls removed (install_atomics)
-        self.a_violations = state.addr(state.control, 0, "violations")
-        self.a_records = state.addr(state.control, 0, "records")
+        self.a_violations = a_violations
+        self.observed_lo, self.observed_hi = base + lo, base + hi
+        self.mem_lo, self.mem_hi = lo, hi
+        # the checker's counters (a violation ends the schedule; records count WARNs too)
+        self.unobserved = {a for a in (a_violations, a_records) if a}
+        self.reads: set = set()
+        self.writes: set = set()
+        self.waits = False
+        self._epoch_mark = 0
+
+    @classmethod
+    def of_segment(cls, state: SharedState, n: int, tso: bool) -> "Memory":
+        """The kernel's tables, from `control` to the IPI slots."""
         lo = state._table_base["control"]
         hi = state._table_base["ipi"] + state.ipi.count * state.ipi.stride
-        self.observed_lo, self.observed_hi = state.base + lo, state.base + hi
-        self.mem_lo, self.mem_hi = lo, hi
-        self.unobserved = {self.a_violations, self.a_records}
+        return cls(state._map, state.base, lo, hi, n, tso, state.addr(state.control, 0, "violations"),
+                   state.addr(state.control, 0, "records"))
 
     def observed(self, addr: int) -> bool:
         return self.observed_lo <= addr < self.observed_hi and addr not in self.unobserved
 
+    def violated(self) -> bool:
+        return bool(self.a_violations) and bool(_atomic.load_acquire(self.a_violations))
+
     def snapshot(self) -> bytes:
-        return bytes(self.state._map[self.mem_lo:self.mem_hi])
+        return bytes(self.raw[self.mem_lo:self.mem_hi])
+
+    def started(self, c: int) -> None:
+        """A CPU's first step: from now on it is not the CPU that has not started."""
+        self.history[c] = hash(("started", c))
 
     def record(self, c, op, addr, args, result):
         self.history[c] = hash((self.history[c], op, addr - self.observed_lo if addr else 0, args, result))
-        self.steps.append(Step(c, op, addr, args, result, _where(sys._getframe(2))))
+        self.steps.append(Step(c, op, addr, args, result, sys._getframe(2)))
+
+    def write(self, addr, value):
+        """A store reaching memory."""
+        _atomic.store_release(addr, value)
+        self.write_epoch += 1
+        self.writes.add(addr)
+
+    def ghost(self, key, write: bool) -> None:
+        """Python state that CPUs share outside memory (a checker's record):
+        an access of the step in progress, for the reduction."""
+        (self.writes if write else self.reads).add(("ghost", key))
 
     def flush_one(self, c, actor):
         addr, value = self.buffers[c].pop(0)
-        _atomic.store_release(addr, value)
-        self.write_epoch += 1
+        self.write(addr, value)
+        self.writes.add(("buffer", c))
         self.steps.append(Step(actor, "flush", addr, (value,), None, "store buffer"))
 
     def drain(self, c):
         drained = len(self.buffers[c])
         while self.buffers[c]:
-            addr, value = self.buffers[c].pop(0)
-            _atomic.store_release(addr, value)
-            self.write_epoch += 1
+            self.write(*self.buffers[c].pop(0))
+        if drained:
+            self.writes.add(("buffer", c))
         return drained
+
+    def take(self, actor: int) -> Transition:
+        """The step `actor` just finished; the next one starts empty."""
+        t = Transition(actor, frozenset(self.reads), frozenset(self.writes), self.waits,
+                       self.write_epoch != self._epoch_mark)
+        self.reads.clear()
+        self.writes.clear()
+        self.waits = False
+        self._epoch_mark = self.write_epoch
+        return t
 
 
 def install_atomics(cpu, memory: Memory, point, drop_barrier: str) -> None:
@@ -181,12 +256,13 @@ def install_atomics(cpu, memory: Memory, point, drop_barrier: str) -> None:
     buffer under TSO) and logged. An smp_mb() called by `drop_barrier` is not
     there at all (memory.barriers_dropped counts them)."""
     c, tso, buffers = cpu.id, memory.tso, memory.buffers
-    observed, record = memory.observed, memory.record
+    observed, record, reads = memory.observed, memory.record, memory.reads
 
     def load(addr):
         if not observed(addr):
             return _atomic.load_acquire(addr)
         point(c)
+        reads.add(addr)
         value = None
         if tso:
             for a, v in reversed(buffers[c]):
@@ -203,10 +279,9 @@ def install_atomics(cpu, memory: Memory, point, drop_barrier: str) -> None:
             return _atomic.store_release(addr, value)
         point(c)
         if tso:
-            buffers[c].append((addr, value))
+            buffers[c].append((addr, value))  # its own buffer: nothing shared is touched yet
         else:
-            _atomic.store_release(addr, value)
-            memory.write_epoch += 1
+            memory.write(addr, value)
         record(c, "store", addr, (value,), None)
 
     def rmw(op):
@@ -219,6 +294,8 @@ def install_atomics(cpu, memory: Memory, point, drop_barrier: str) -> None:
             drained = memory.drain(c) if tso else 0
             result = real(addr, *args)
             memory.write_epoch += 1
+            reads.add(addr)
+            memory.writes.add(addr)
             record(c, op if not drained else f"{op} (drains {drained})", addr, args, result)
             return result
 
@@ -238,106 +315,20 @@ def install_atomics(cpu, memory: Memory, point, drop_barrier: str) -> None:
     cpu.cpu_relax = lambda: None
 
 
-class Interleaving:
-    """Who runs: one CPU thread at a time, handed over at scheduling points.
-    Where more than one actor could go (a CPU, or under TSO a store buffer
-    flushing its oldest store), a choice: from the replayed prefix, else the
-    chooser, else the default (keep the running CPU). A state already
-    explored with as few preemptions (`visited`) ends the schedule."""
+class Handoff:
+    """The one running slot that the CPU threads hand to each other: each
+    thread waits on its own lock; `done` is released when the schedule is
+    over."""
 
-    def __init__(self, n: int, max_steps: int, memory: Memory, prefix, chooser=None, visited=None,
-                 fingerprints=None):
-        self.n, self.max_steps, self.memory = n, max_steps, memory
-        self.prefix, self.chooser, self.visited, self.fingerprints = prefix, chooser, visited, fingerprints
+    def __init__(self, n: int):
+        self.n = n
         self.locks = [threading.Lock() for _ in range(n)]
         for lock in self.locks:
             lock.acquire()
         self.done = threading.Lock()
         self.done.acquire()
-        self.status = [RUNNABLE] * n
-        self.block_epoch = [0] * n
         self.current = 0
-        self.decisions: list = []
-        self.preemptions = 0
         self.stopped = False
-        self.outcome = "ok"
-        self.extra_violations: list = []
-
-    def enabled(self):
-        memory, out = self.memory, []
-        for c in range(self.n):
-            st = self.status[c]
-            if st == RUNNABLE or (st == BLOCKED and memory.write_epoch > self.block_epoch[c]):
-                out.append(c)
-        if memory.tso:
-            out.extend(self.n + c for c in range(self.n) if memory.buffers[c])
-        return out
-
-    def fingerprint(self):
-        memory = self.memory
-        cpus = tuple(
-            (memory.history[c], self.status[c] == BLOCKED and memory.write_epoch <= self.block_epoch[c],
-             self.status[c], tuple(memory.buffers[c]))
-            for c in range(self.n)
-        )
-        return hash((memory.snapshot(), cpus))
-
-    def decide(self):
-        """Pick the next actor (None: the schedule is over)."""
-        while True:
-            options = self.enabled()
-            cur = self.current
-            cpus = [o for o in options if o < self.n]
-            if not options:
-                if any(s != DONE for s in self.status):
-                    waiting = [c for c in range(self.n) if self.status[c] != DONE]
-                    self.fail("deadlock", f"CPUs {waiting} wait forever (every CPU left is blocked)")
-                return None
-            if len(self.memory.steps) >= self.max_steps:
-                self.outcome = "step-bound"
-                self.fail("livelock", f"schedule longer than {self.max_steps} steps")
-                return None
-            cur_can_go = cur in cpus
-            default = cur if cur_can_go else (cpus[0] if cpus else options[0])
-            if len(options) == 1:
-                chosen = default
-            else:
-                chosen = self._choose(options, default, cur if cur_can_go else -1)
-                if chosen is None:
-                    return None
-                cost = 1 if (chosen != default and cur_can_go) else 0
-                self.decisions.append((options, default, chosen, self.preemptions, cur_can_go))
-                self.preemptions += cost
-            if chosen >= self.n:  # a store reaches memory
-                self.memory.flush_one(chosen - self.n, chosen)
-                continue
-            return chosen
-
-    def _choose(self, options, default, running):
-        """The choice at a decision point; None when its state was explored."""
-        index = len(self.decisions)
-        if index >= len(self.prefix) and self.visited is not None:
-            fp = self.fingerprint()
-            self.fingerprints.add(fp)
-            key = (fp, running)
-            seen = self.visited.get(key)
-            if seen is not None and seen <= self.preemptions:
-                self.outcome = "pruned"
-                return None
-            self.visited[key] = self.preemptions
-        elif self.fingerprints is not None:
-            self.fingerprints.add(self.fingerprint())
-        if index < len(self.prefix):
-            chosen = self.prefix[index]
-            if chosen not in options:
-                raise ReplayDiverged(f"decision {index}: {chosen} is not one of {options}")
-            return chosen
-        if self.chooser is not None:
-            return self.chooser(options, default)
-        return default
-
-    def fail(self, kind, message):
-        self.extra_violations.append({"kind": kind, "message": message})
 
     def switch_to(self, me, actor):
         """Hand the (one) running slot from CPU `me` to `actor`."""
@@ -362,11 +353,130 @@ class Interleaving:
             if self.stopped:
                 raise _Stop()
 
+
+class Interleaving(Handoff):
+    """Who runs: one CPU thread at a time, handed over at scheduling points.
+    Where more than one actor could go (a CPU, or under TSO a store buffer
+    flushing its oldest store), a choice: from the replayed prefix, else the
+    partial-order reduction (`por`, which also ends a schedule whose every
+    actor is asleep), else the chooser, else the default (keep the running
+    CPU). A state already explored (`visited`; with `bounded`, with as few
+    preemptions and the same CPU running) ends the schedule."""
+
+    def __init__(self, n: int, max_steps: int, memory: Memory, prefix, chooser=None, visited=None,
+                 fingerprints=None, por=None, bounded: bool = True):
+        super().__init__(n)
+        self.max_steps, self.memory = max_steps, memory
+        self.prefix, self.chooser, self.visited, self.fingerprints = prefix, chooser, visited, fingerprints
+        self.por, self.bounded = por, bounded
+        self.status = [RUNNABLE] * n
+        self.block_epoch = [0] * n
+        self.actor = 0  # whose step is in progress (CPU 0 starts)
+        self.decisions: list = []
+        self.preemptions = 0
+        self.outcome = "ok"
+        self.extra_violations: list = []
+
+    def enabled(self):
+        memory, out = self.memory, []
+        for c in range(self.n):
+            st = self.status[c]
+            if st == RUNNABLE or (st == BLOCKED and memory.write_epoch > self.block_epoch[c]):
+                out.append(c)
+        if memory.tso:
+            out.extend(self.n + c for c in range(self.n) if memory.buffers[c])
+        return out
+
+    def fingerprint(self):
+        memory = self.memory
+        cpus = tuple(
+            (memory.history[c], self.status[c] == BLOCKED and memory.write_epoch <= self.block_epoch[c],
+             self.status[c], tuple(memory.buffers[c]))
+            for c in range(self.n)
+        )
+        return hash((memory.snapshot(), cpus))
+
+    def _executed(self, actor):
+        transition = self.memory.take(actor)
+        if self.por is not None:
+            self.por.executed(transition)
+
+    def decide(self):
+        """Pick the next actor (None: the schedule is over)."""
+        self._executed(self.actor)
+        while True:
+            options = self.enabled()
+            cur = self.current
+            cpus = [o for o in options if o < self.n]
+            if not options:
+                if any(s != DONE for s in self.status):
+                    waiting = [c for c in range(self.n) if self.status[c] != DONE]
+                    self.fail("deadlock", f"CPUs {waiting} wait forever (every CPU left is blocked)")
+                return None
+            if len(self.memory.steps) >= self.max_steps:
+                self.outcome = "step-bound"
+                self.fail("livelock", f"schedule longer than {self.max_steps} steps")
+                return None
+            cur_can_go = cur in cpus
+            default = cur if cur_can_go else (cpus[0] if cpus else options[0])
+            if len(options) == 1:
+                chosen = default
+                if self.por is not None and not self.por.awake(chosen):
+                    chosen = self._over("sleep-blocked")
+            else:
+                chosen = self._choose(options, default, cur if cur_can_go else -1)
+                if chosen is not None:
+                    cost = 1 if (chosen != default and cur_can_go) else 0
+                    self.decisions.append((options, default, chosen, self.preemptions, cur_can_go))
+                    self.preemptions += cost
+            if chosen is None:
+                return None
+            self.actor = chosen
+            if chosen >= self.n:  # a store reaches memory
+                self.memory.flush_one(chosen - self.n, chosen)
+                self._executed(chosen)
+                continue
+            return chosen
+
+    def _over(self, outcome):
+        """The schedule ends here, unread (a known state, or every actor asleep),
+        unless its last step found a violation: that is reported."""
+        self.outcome = "violation" if self.memory.violated() else outcome
+        return None
+
+    def _choose(self, options, default, running):
+        """The choice at a decision point; None when its state was explored."""
+        index = len(self.decisions)
+        if self.por is not None and index >= len(self.prefix) - 1:
+            chosen = self.por.choose(self, index, options, default)
+            return self._over(self.por.outcome) if chosen is None else chosen
+        if index >= len(self.prefix) and self.visited is not None:
+            fp = self.fingerprint()
+            self.fingerprints.add(fp)
+            key = (fp, running) if self.bounded else fp
+            seen = self.visited.get(key)
+            if seen is not None and (seen <= self.preemptions or not self.bounded):
+                return self._over("pruned")
+            self.visited[key] = self.preemptions
+        elif self.fingerprints is not None and index >= len(self.prefix):
+            self.fingerprints.add(self.fingerprint())  # a replayed decision was counted when it was new
+        if index < len(self.prefix):
+            chosen = self.prefix[index]
+            if chosen not in options:
+                raise ReplayDiverged(f"decision {index}: {chosen} is not one of {options}")
+            return chosen
+        if self.chooser is not None:
+            return self.chooser(options, default)
+        return default
+
+    def fail(self, kind, message):
+        self.extra_violations.append({"kind": kind, "message": message})
+
     def point(self, c):
         """A scheduling point of CPU c, before its next shared access."""
         if self.stopped:
             raise _Stop()
-        if _atomic.load_acquire(self.memory.a_violations):
+        if self.memory.violated():
             self.outcome = "violation"
             self.switch_to(c, None)
         self.switch_to(c, self.decide())
@@ -382,16 +492,17 @@ class Interleaving:
         self.status[c] = RUNNABLE  # it runs again: it was woken (or never slept)
 
 
-class Run:
-    """One schedule of one scenario: its CPUs as threads on an Interleaving
-    over a Memory, from boot to the end-of-run check."""
+class Execution:
+    """One schedule of a set of programs: each CPU a thread on an
+    Interleaving over a Memory, until every program has ended (its stores
+    may still be buffered: they reach memory as choices of their own)."""
 
-    def __init__(self, cfg, state: SharedState, prefix, chooser=None, visited=None, fingerprints=None):
-        self.cfg, self.state, self.n = cfg, state, cfg.cpus
-        self.memory = Memory(state, cfg.cpus, cfg.tso)
-        self.sched = Interleaving(cfg.cpus, cfg.max_steps, self.memory, prefix, chooser, visited, fingerprints)
-        self.flushed_tlb_gen: dict = {}  # the checker's: per mm, the newest completed flush (MunmapScript)
+    def __init__(self, n: int, memory: Memory, sched: Interleaving):
+        self.n, self.memory, self.sched = n, memory, sched
         self.crash = None
+
+    def program(self, cpu):
+        raise NotImplementedError
 
     def cpu_thread(self, cpu):
         c, sched = cpu.id, self.sched
@@ -399,10 +510,9 @@ class Run:
             sched.locks[c].acquire()
             if sched.stopped:
                 return
+            self.memory.started(c)
             self.program(cpu)
             sched.status[c] = DONE
-            if self.cfg.tso and self.memory.buffers[c]:
-                self.memory.drain(c)
             sched.switch_to(c, sched.decide())
         except _Stop:
             pass
@@ -420,6 +530,39 @@ class Run:
                 self.sched.switch_to(c, None)
             except _Stop:
                 pass
+
+    def run_threads(self, cpus) -> None:
+        """Run the schedule: CPU 0 first; its first access is the first decision."""
+        sched = self.sched
+        threads = [threading.Thread(target=self.cpu_thread, args=(cpu,), daemon=True) for cpu in cpus]
+        for t in threads:
+            t.start()
+        sched.switch_to(None, 0)
+        try:
+            if not sched.done.acquire(timeout=120):
+                raise RuntimeError("explorer: a schedule hung")
+        except BaseException:  # Ctrl-C: the CPUs stop at their next point, before the memory goes
+            if not sched.stopped:
+                sched.switch_to(None, None)
+            for t in threads:
+                t.join(timeout=10)
+            raise
+        for t in threads:
+            t.join()
+        if self.crash is not None:
+            raise self.crash
+
+
+class Run(Execution):
+    """One schedule of one kernel scenario, from boot to the end-of-run check."""
+
+    def __init__(self, cfg, state: SharedState, prefix, chooser=None, visited=None, fingerprints=None, por=None,
+                 bounded: bool = True):
+        memory = Memory.of_segment(state, cfg.cpus, cfg.tso)
+        super().__init__(cfg.cpus, memory, Interleaving(cfg.cpus, cfg.max_steps, memory, prefix, chooser, visited,
+                                                        fingerprints, por, bounded))
+        self.cfg, self.state = cfg, state
+        self.flushed_tlb_gen: dict = {}  # the checker's: per mm, the newest completed flush (MunmapScript)
 
     def program(self, cpu):
         """The CPU's life, as a worker's: its script, exit, offline."""
@@ -452,16 +595,7 @@ class Run:
             scenario.script(state, words).attach(cpu, tasks)
             install_atomics(cpu, self.memory, sched.point, cfg.drop_barrier)
             cpus.append(cpu)
-        threads = [threading.Thread(target=self.cpu_thread, args=(cpu,), daemon=True) for cpu in cpus]
-        for t in threads:
-            t.start()
-        sched.switch_to(None, 0)  # CPU 0 first; its first access is the first decision
-        if not sched.done.acquire(timeout=120):
-            raise RuntimeError("explorer: a schedule hung")
-        for t in threads:
-            t.join()
-        if self.crash is not None:
-            raise self.crash
+        self.run_threads(cpus)
         return self._result()
 
     def _result(self) -> Result:
@@ -471,12 +605,14 @@ class Run:
         violations.extend(v for v in found if v["kind"] != "warn")  # kernel WARNs are not violations
         if sched.outcome == "ok" and not violations:
             violations.extend(check_end_state(self.state))
-        if violations and sched.outcome != "pruned":
+        if violations and sched.outcome not in ("pruned", "sleep-blocked"):
             sched.outcome = "violation"
-        elif sched.outcome == "pruned":
+        elif sched.outcome in ("pruned", "sleep-blocked"):
             violations = []
+        final = self.memory.snapshot() if sched.outcome in ("ok", "violation") and not sched.extra_violations \
+            and all(s == DONE for s in sched.status) else None
         return Result(sched.outcome, [d[2] for d in sched.decisions], sched.decisions, self.memory.steps,
-                      violations, sched.preemptions, self.memory.barriers_dropped)
+                      violations, sched.preemptions, self.memory.barriers_dropped, final)
 
 
 def _frozen_jiffies() -> int:

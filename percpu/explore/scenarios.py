@@ -149,7 +149,8 @@ class MunmapScript(Script):
     CPU's history, so the state fingerprint covers it)."""
 
     def run_task(self, cpu, task):
-        completed = cpu.explorer.flushed_tlb_gen
+        completed, memory = cpu.explorer.flushed_tlb_gen, cpu.explorer.memory
+        memory.ghost("flushed_tlb_gen", write=False)  # CPUs share the record: the reduction must see it
         if cpu.loaded_tlb_gen < completed.get(task.mm, 0):
             violation(cpu, STALE_TLB, task.mm, cpu.loaded_tlb_gen, SITE_STALE_TLB)
         if self.words[:1] != ["munmap"]:
@@ -157,6 +158,7 @@ class MunmapScript(Script):
         self.words.pop(0)
         cpu.stats.ops += 1
         completed[task.mm] = flush_tlb_mm_range(cpu, task.mm)
+        memory.ghost("flushed_tlb_gen", write=True)
         return task
 
 

@@ -6,7 +6,9 @@ from __future__ import annotations
 import json
 
 from percpu.explore.machine import Result, Step
+from percpu.explore.scenarios import SCENARIOS, strategy_names
 from percpu.explore.search import Config, Report
+from percpu.linux.include.linux.version import FLUSHES, KERNELS, kernel_for
 from percpu.machine.segment import INIT_MM, LOADED_MM_SWITCHING, NULL, SharedState
 
 FORMAT = "percpu.explore/1"
@@ -100,12 +102,69 @@ def schedule_document(result: Result, cfg: Config, report: Report | None = None)
     }
 
 
-def load_schedule(path: str) -> tuple[Config, list]:
-    with open(path) as f:
-        doc = json.load(f)
-    if doc.get("format") != FORMAT:
-        raise ValueError(f"{path}: not a {FORMAT} schedule")
-    cfg = Config(doc["strategy"], doc["scenario"], doc["cpus"], tso=doc.get("tso", False),
-                 kernel=doc.get("kernel", "6.18"), flush=doc.get("flush", "ipi"), max_steps=doc.get("max_steps", 5000),
-                 drop_barrier=doc.get("drop_barrier", ""))
+class ScheduleError(ValueError):
+    """A schedule file this explorer cannot replay (the message says why)."""
+
+
+def _field(doc, key, kinds, what, default=None, required=True):
+    if key not in doc:
+        if required:
+            raise ScheduleError(f"no {key!r} ({what})")
+        return default
+    value, kinds = doc[key], kinds if isinstance(kinds, tuple) else (kinds,)
+    if isinstance(value, bool) and bool not in kinds or not isinstance(value, kinds):
+        raise ScheduleError(f"{key!r} must be {what}, not {value!r}")
+    return value
+
+
+def load_schedule(path: str) -> tuple[Config, dict]:
+    """The Config and document of a schedule file, every field checked
+    (ScheduleError: what is wrong with it)."""
+    try:
+        with open(path) as f:
+            doc = json.load(f)
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ScheduleError(f"cannot read it: {exc}") from None
+    except json.JSONDecodeError as exc:
+        raise ScheduleError(f"not JSON: {exc}") from None
+    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+        raise ScheduleError(f"not a {FORMAT} schedule")
+    strategy = _field(doc, "strategy", str, "a strategy name")
+    if strategy not in strategy_names():
+        raise ScheduleError(f"unknown strategy {strategy!r}: use one of {', '.join(strategy_names())}")
+    scenario = _field(doc, "scenario", str, "a scenario name")
+    if scenario not in SCENARIOS:
+        raise ScheduleError(f"unknown scenario {scenario!r}: use one of {', '.join(SCENARIOS)}")
+    cpus = _field(doc, "cpus", int, "an integer from 2 to 4")
+    if not 2 <= cpus <= 4:
+        raise ScheduleError(f"'cpus' must be from 2 to 4, not {cpus}")
+    tso = _field(doc, "tso", bool, "true or false", False, required=False)
+    kernel = _field(doc, "kernel", str, f"one of {', '.join(KERNELS)}", "6.18", required=False)
+    if kernel not in KERNELS:
+        raise ScheduleError(f"'kernel' must be one of {', '.join(KERNELS)}, not {kernel!r}")
+    flush = _field(doc, "flush", str, f"one of {', '.join(FLUSHES)}", "ipi", required=False)
+    if flush not in FLUSHES:
+        raise ScheduleError(f"'flush' must be one of {', '.join(FLUSHES)}, not {flush!r}")
+    try:
+        kernel_for(kernel, flush)
+    except ValueError as exc:
+        raise ScheduleError(str(exc)) from None
+    max_steps = _field(doc, "max_steps", int, "a positive integer", 5000, required=False)
+    if not 1 <= max_steps <= 1_000_000:
+        raise ScheduleError(f"'max_steps' must be from 1 to 1000000, not {max_steps}")
+    drop_barrier = _field(doc, "drop_barrier", str, "a kernel function's name", "", required=False)
+    if drop_barrier and not drop_barrier.isidentifier():
+        raise ScheduleError(f"'drop_barrier' must be a kernel function's name, not {drop_barrier!r}")
+    choices = _field(doc, "choices", list, "a list of choices")
+    if not choices:
+        raise ScheduleError("'choices' is empty: a schedule names at least one choice")
+    actors = 2 * cpus if tso else cpus  # a CPU, or (under TSO) a CPU's store buffer
+    for i, choice in enumerate(choices):
+        if isinstance(choice, bool) or not isinstance(choice, int) or not 0 <= choice < actors:
+            raise ScheduleError(f"choice {i} is {choice!r}: each choice is an actor from 0 to {actors - 1}")
+    violations = _field(doc, "violations", list, "a list of violations", [], required=False)
+    if any(not isinstance(v, dict) or not isinstance(v.get("kind"), str) for v in violations):
+        raise ScheduleError("'violations' must be a list of objects with a 'kind'")
+    cfg = Config(strategy, scenario, cpus, tso=tso, kernel=kernel, flush=flush, max_steps=max_steps,
+                 drop_barrier=drop_barrier)
     return cfg, doc
