@@ -16,7 +16,7 @@ import platform
 import statistics
 import time
 
-from percpu.linux.include.linux.version import FLUSHES, KERNELS
+from percpu.linux.include_.linux.version import FLUSHES, KERNELS
 from percpu.strategies import SAFE_STRATEGIES
 from percpu.workers.pool import RunParams, run
 

@@ -8,7 +8,7 @@ import os
 import typer
 
 from percpu.faults import FAULTS
-from percpu.linux.include.linux.version import FLUSHES, KERNELS, kernel_for
+from percpu.linux.include_.linux.version import FLUSHES, KERNELS, kernel_for
 
 
 MAX_SWITCH_COST_NS = 1_000_000  # a switch that costs more than 1 ms is no model of a machine

@@ -1,10 +1,8 @@
 """Harness: the workloads, what the emulated tasks do between context switches.
 
 A workload creates its processes before the CPUs start (the coordinator plays
-fork), places tasks on CPUs, and gives the scheduler two functions: run_task
-(one quantum of a user task; the scheduler takes interrupts between quanta; returns what runs
-next: the task itself, another runnable one, or idle when it blocked) and
-wakeup (an idle CPU's look for a task that became runnable; idle if none).
+fork), places tasks on CPUs, and gives the scheduler run_task and wakeup
+(kernel/sched/core.py's Quanta; the scheduler takes interrupts between quanta).
 One op is the unit the rates count.
 """
 from __future__ import annotations
@@ -12,15 +10,15 @@ from __future__ import annotations
 import random
 import time
 
-from percpu.linux.include.linux.sched import Task
+from percpu.linux.include_.linux.sched import Task
 from percpu.linux.kernel.exit import do_exit
 from percpu.linux.kernel.fork import boot_mm, mm_alloc, mmget
-from percpu.linux.kernel.sched.core import wake_up_new_task
+from percpu.linux.kernel.sched.core import Quanta, wake_up_new_task
 from percpu.linux.kernel.smp import smp_call_function_single
 from percpu.machine.segment import SharedState
 
 
-class Workload:
+class Workload(Quanta):
     name = ""
     op = ""  # what one op is, for the result's reader
 
@@ -123,9 +121,8 @@ class ContextSwitchThreads(Workload):
         return self.wakeup(cpu)
 
     def wakeup(self, cpu):
-        load = cpu.load
         for task in cpu.rq:
-            if load(task.pipe) == task.side:  # its byte has arrived
+            if cpu.load(task.pipe) == task.side:  # its byte has arrived
                 return task
         return cpu.idle
 

@@ -4,7 +4,7 @@ says under which flush model (`caught_under`) its step is what keeps the mm
 alive: on x86 with IPI flushes, exit_mmap's freed-tables flush already moves
 every lazy CPU to init_mm, so a teardown step that only repeats that move is
 caught where flushes send no IPI (broadcast)."""
-from percpu.linux.include.linux.cpumask import mm_cpumask_cpus
+from percpu.linux.include_.linux.cpumask import mm_cpumask_cpus
 from percpu.linux.kernel.fork import SITE_SHOOT_MASK, do_shoot_lazy_tlb, mmdrop
 from percpu.linux.kernel.smp import on_each_cpu_mask
 from percpu.strategies.hazard import Hazard

@@ -2,11 +2,20 @@ import os
 import subprocess
 import sys
 
+# The tests run the interpreted engine (the explorer needs it, and it is the
+# readable one); tests/test_engine.py runs the compiled engine beside it.
+os.environ.setdefault("PERCPU_ENGINE", "interpreted")
+
 import pytest
 
-from percpu.machine.segment import INIT_MM, live_segments, owner_alive, segment_owner
+import percpu  # noqa: E402
+from percpu.machine.segment import INIT_MM, live_segments, owner_alive, segment_owner  # noqa: E402
 from percpu.strategies import STRATEGIES
 from percpu.workers.pool import RunParams, run
+
+
+def pytest_report_header(config):
+    return f"percpu engine: {percpu.engine()}"
 
 
 @pytest.fixture(autouse=True)
@@ -26,7 +35,7 @@ def no_leftover_segments():
 def percpu_command():
     """The installed console script, as a user runs it."""
     script = os.path.join(os.path.dirname(sys.executable), "percpu")
-    return [script] if os.path.exists(script) else [sys.executable, "-m", "percpu.cli.app"]
+    return [script] if os.path.exists(script) else [sys.executable, "-m", "percpu.cli"]
 
 
 def percpu_cli(*args, timeout=120, **kwargs):

@@ -14,7 +14,7 @@ import sys
 import time
 from dataclasses import asdict, dataclass
 
-from percpu.linux.include.linux.version import kernel_for
+from percpu.linux.include_.linux.version import kernel_for
 from percpu.linux.init.main import start_kernel
 from percpu.linux.kernel.smp import IPI_NAMES
 from percpu.machine import _atomic
@@ -50,7 +50,7 @@ class RunParams:
     layout: str = "padded"
     tasks_per_cpu: int = 1
     fork_rate: float = 200.0
-    kernel: str = "6.18"  # the Linux version emulated (percpu.linux.include.linux.version.KERNELS)
+    kernel: str = "6.18"  # the Linux version emulated (percpu.linux.include_.linux.version.KERNELS)
     flush: str = "ipi"  # x86 TLB flushes by IPI, or by broadcast (INVLPGB)
     switch_cost_ns: int = 0  # modelled rest of each context switch, spent busy (linux/kernel/sched/core.py)
     faults: tuple[str, ...] = ()  # percpu.faults.FAULTS

@@ -8,6 +8,7 @@ import statistics
 
 import numpy as np
 
+from percpu import engine
 from percpu.machine.stats import COUNTERS, bucket_value
 
 SCHEMA = "percpu.run/1"
@@ -85,6 +86,7 @@ def build_document(*, parameters, machine, workload_op, elapsed_s, samples, per_
     teardowns = totals["teardowns"]
     return {
         "schema": SCHEMA,
+        "engine": engine(),  # compiled or interpreted: the costs differ ~10x
         "parameters": parameters,
         "machine": machine,
         "verdict": "FAILURE" if failure_reasons else "SUCCESS",

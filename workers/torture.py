@@ -9,7 +9,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass
 
-from percpu.linux.include.linux.version import FLUSHES, KERNELS
+from percpu.linux.include_.linux.version import FLUSHES, KERNELS
 from percpu.machine.stats import COUNTERS
 from percpu.strategies import STRATEGIES
 from percpu.workloads import WORKLOADS

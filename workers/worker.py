@@ -16,7 +16,7 @@ import traceback
 from dataclasses import dataclass
 
 from percpu import faults
-from percpu.linux.include.linux.sched import Task
+from percpu.linux.include_.linux.sched import Task
 from percpu.linux.kernel.cpu import offline_at_end
 from percpu.linux.kernel.sched.core import SITE_IDLE_PROBE, boot_idle, exit_tasks, has_live_tasks, schedule_loop
 from percpu.linux.kernel.smp import flush_smp_call_function_queue
@@ -48,7 +48,7 @@ class WorkerSetup:
     oversubscribed: bool
     coordinator_pid: int
     ipi_timeout_s: float
-    kernel: object  # percpu.linux.include.linux.version.Kernel
+    kernel: object  # percpu.linux.include_.linux.version.Kernel
     switch_cost_ns: int
     faults: frozenset
     seed: int

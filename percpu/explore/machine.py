@@ -47,8 +47,8 @@ import threading
 import traceback
 from dataclasses import dataclass, field
 
-from percpu.linux.include.linux.sched import Task
-from percpu.linux.include.linux.version import kernel_for
+from percpu.linux.include_.linux.sched import Task
+from percpu.linux.include_.linux.version import kernel_for
 from percpu.linux.init.main import start_kernel
 from percpu.linux.kernel.cpu import offline_at_end
 from percpu.linux.kernel.sched.core import SITE_IDLE_PROBE, boot_idle, exit_tasks, has_live_tasks, run_quanta
@@ -56,7 +56,7 @@ from percpu.linux.kernel.smp import flush_smp_call_function_queue
 from percpu.machine import _atomic
 from percpu.machine.addresses import Addresses
 from percpu.machine.checker import check_end_state, probe, recorded_violations
-from percpu.machine.context import CPU
+from percpu.machine.context import COMPILED, CPU
 from percpu.machine.segment import NULL, SharedState
 from percpu.explore.scenarios import SCENARIOS, strategy_class
 
@@ -116,10 +116,10 @@ class Result:
     execution: object = None  # which write each read saw and the order of writes, where the machine names them
 
 
-class ExplorerCPU(CPU):
-    """A CPU whose waits block in the explorer instead of spinning."""
+class ExplorerWaits:
+    """A CPU's waits that block in the explorer instead of spinning."""
 
-    __slots__ = ("explorer",)
+    __slots__ = ()
 
     def spin_until(self, done, timeout_ns: int = 0, timeout_site: int = 0, target: int = -1) -> None:
         self._wait(done, None)
@@ -146,6 +146,15 @@ class ExplorerCPU(CPU):
 
     def housekeeping(self) -> None:
         pass
+
+
+# The explorer substitutes a CPU's atomics and waits: the interpreted
+# engine's CPU allows it, the compiled one's (final, inline C) does not.
+if COMPILED:
+    ExplorerCPU = None
+else:
+    class ExplorerCPU(ExplorerWaits, CPU):
+        __slots__ = ("explorer",)
 
 
 _NOT_KERNEL = {"cpu_thread", "execute", "run", "_bootstrap_inner", "_bootstrap", "<lambda>", "<genexpr>"}
@@ -587,6 +596,8 @@ class Run(Execution):
         kernel = kernel_for(cfg.kernel, cfg.flush)
         cpus = []
         for c in range(n):
+            if ExplorerCPU is None:
+                raise RuntimeError("the explorer runs the interpreted engine: PERCPU_ENGINE=interpreted")
             cpu = ExplorerCPU(state, mem, c, cls(), kernel, flush_smp_call_function_queue)
             cpu.explorer = self
             cpu.jiffies = _frozen_jiffies  # no tick passes within a schedule: deterministic

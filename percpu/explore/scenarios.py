@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from percpu import strategies
 from percpu.linux.arch.x86.mm.tlb import flush_tlb_mm_range
-from percpu.linux.include.linux.sched import Task
+from percpu.linux.include_.linux.sched import Task
 from percpu.linux.kernel.exit import do_exit
 from percpu.linux.kernel.fork import boot_mm, mm_alloc, mmget
 from percpu.linux.kernel.sched.core import wake_up_new_task

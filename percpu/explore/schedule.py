@@ -8,7 +8,7 @@ import json
 from percpu.explore.machine import Result, Step
 from percpu.explore.scenarios import SCENARIOS, strategy_names
 from percpu.explore.search import Config, Report
-from percpu.linux.include.linux.version import FLUSHES, KERNELS, kernel_for
+from percpu.linux.include_.linux.version import FLUSHES, KERNELS, kernel_for
 from percpu.machine.segment import INIT_MM, LOADED_MM_SWITCHING, NULL, SharedState
 
 FORMAT = "percpu.explore/1"

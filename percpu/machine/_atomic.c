@@ -143,6 +143,15 @@ rmw_count(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     return PyLong_FromUnsignedLongLong(rmw_ops);
 }
 
+/* rmw_counter() -> the address of that count, where the compiled engine's
+ * inline atomics (machine/context.pxd) count theirs: one count per process */
+static PyObject *
+rmw_counter(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    NARGS(0, "rmw_counter");
+    return PyLong_FromVoidPtr(&rmw_ops);
+}
+
 static PyMethodDef methods[] = {
     {"fetch_add", (PyCFunction)(void (*)(void))fetch_add, METH_FASTCALL,
      "fetch_add(addr, v) -> old"},
@@ -168,6 +177,8 @@ static PyMethodDef methods[] = {
      "spin-wait hint"},
     {"rmw_count", (PyCFunction)(void (*)(void))rmw_count, METH_FASTCALL,
      "read-modify-write operations done by this process"},
+    {"rmw_counter", (PyCFunction)(void (*)(void))rmw_counter, METH_FASTCALL,
+     "the address of the read-modify-write count"},
     {NULL, NULL, 0, NULL},
 };
 

@@ -3,10 +3,12 @@ segment and shared, read-only, by every CPU (workers inherit them across
 fork; the explorer's CPUs share one object).
 
 Kernel code dereferences `mem.mm_count[slot]`, `mem.cpu_is_lazy[cpu]`, ...
-and hands the address to an atomic: the tables are lists of ints, indexed
-without a call.
+and hands the address to an atomic: the tables are arrays of int64, which
+compiled code indexes as C arrays (addresses.pxd).
 """
 from __future__ import annotations
+
+from array import array
 
 from percpu.machine.segment import SharedState
 
@@ -36,8 +38,8 @@ class Addresses:
     def __init__(self, state: SharedState):
         s, mm, cpu, ctl = state, state.mm, state.cpu, state.control
         self.ncpus, self.nmm = state.ncpus, mm.count
-        by_mm = lambda field: [s.addr(mm, i, field) for i in range(mm.count)]
-        by_cpu = lambda field: [s.addr(cpu, c, field) for c in range(state.ncpus)]
+        by_mm = lambda field: array("q", [s.addr(mm, i, field) for i in range(mm.count)])
+        by_cpu = lambda field: array("q", [s.addr(cpu, c, field) for c in range(state.ncpus)])
         (self.mm_gen, self.mm_users, self.mm_count, self.mm_tlb_gen, self.mm_freed_tables_gen, self.mm_invlpgb_gen,
          self.mm_next_trim_cpumask) = (
             by_mm(f) for f in ("gen", "mm_users", "mm_count", "tlb_gen", "freed_tables_gen", "invlpgb_gen",
@@ -47,11 +49,11 @@ class Addresses:
          self.cpu_ipi_pending, self.cpu_heartbeat, self.cpu_ops) = (
             by_cpu(f) for f in ("loaded_mm", "is_lazy", "hazard", "lazy_mm", "mm_to_mmdrop", "ipi_pending",
                                 "heartbeat", "ops"))
-        self.task_active_mm = [s.addr(state.task, t, "active_mm") for t in range(state.task.count)]
-        self.flush_tlb_info = [s.addr(state.flush_info, c, "mm") for c in range(state.ncpus)]
+        self.task_active_mm = array("q", [s.addr(state.task, t, "active_mm") for t in range(state.task.count)])
+        self.flush_tlb_info = array("q", [s.addr(state.flush_info, c, "mm") for c in range(state.ncpus)])
         self.stop, self.abort, self.abort_cpu, self.records, self.violations, self.online_count = (
             s.addr(ctl, 0, f) for f in ("stop", "abort", "abort_cpu", "records", "violations", "online_count"))
-        self.cpu_online_mask = [s.addr(ctl, 0, f"cpu_online_mask{w}") for w in range(CPUMASK_WORDS)]
+        self.cpu_online_mask = array("q", [s.addr(ctl, 0, f"cpu_online_mask{w}") for w in range(CPUMASK_WORDS)])
         self.violation_base = s.addr(state.violation, 0, "kind")
         self.violation_stride = state.violation.stride
 

@@ -115,12 +115,12 @@ def probe(cpu, site_id: int) -> None:
 
 
 def walk_page_tables(cpu, mm: int, site_id: int) -> None:
-    mem, load, slot = cpu.mem, cpu.load, mm & SLOT_MASK
-    gen = load(mem.mm_gen[slot])
+    mem, slot = cpu.mem, mm & SLOT_MASK
+    gen = cpu.load(mem.mm_gen[slot])
     if gen != mm >> 32:
         violation(cpu, PAGE_TABLE_USE_AFTER_FREE, mm, gen, site_id)
         return
-    freed = load(mem.mm_freed_tables_gen[slot])
+    freed = cpu.load(mem.mm_freed_tables_gen[slot])
     if freed and tlb_gen_seen(cpu, slot) < freed:
         violation(cpu, PAGE_TABLE_USE_AFTER_FREE, mm, gen, site_id)
 

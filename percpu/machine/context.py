@@ -19,6 +19,8 @@ from __future__ import annotations
 import os
 import time
 
+import cython
+
 from percpu.machine import _atomic, checker, tracing
 from percpu.machine.addresses import Addresses, ipi_slot
 from percpu.machine.segment import INIT_MM, MAILBOX_SLOTS, NULL, SharedState
@@ -27,6 +29,15 @@ from percpu.machine.stats import Stats
 HOUSEKEEPING_EVERY = 1024  # scheduler-loop iterations between heartbeats
 SPINS_PER_CHECK = 64
 HZ = 1000  # jiffies per second (CONFIG_HZ_1000)
+# this module, and with it the engine, is compiled (percpu/__init__.py)
+COMPILED = cython.compiled
+# the atomics, by the names kernel code calls them, and their C functions
+ATOMICS = {
+    "load": _atomic.load_acquire, "store": _atomic.store_release, "fetch_add": _atomic.fetch_add,
+    "add_return": _atomic.add_return, "dec_and_test": _atomic.dec_and_test, "xchg": _atomic.xchg,
+    "cmpxchg": _atomic.cmpxchg, "fetch_or": _atomic.fetch_or, "fetch_and": _atomic.fetch_and,
+    "smp_mb": _atomic.smp_mb, "cpu_relax": _atomic.cpu_relax,
+}
 
 
 def jiffies() -> int:
@@ -47,9 +58,9 @@ class CPU:
     __slots__ = (
         # who it is, the machine it is part of, what it runs
         "id", "ncpus", "state", "mem", "strategy", "workload",
-        # its atomics: attributes, so that an interleaver can substitute them
-        "load", "store", "fetch_add", "add_return", "dec_and_test", "xchg", "cmpxchg", "fetch_or", "fetch_and",
-        "smp_mb", "cpu_relax",
+        # its atomics (interpreted: attributes, so that an interleaver can
+        # substitute them; compiled: inline C, context.pxd) and their log
+        *ATOMICS, "op_log",
         # the addresses of its own hot per-CPU fields
         "a_loaded_mm", "a_is_lazy", "a_hazard", "a_lazy_mm", "a_mm_to_mmdrop", "a_ipi_pending",
         # x86 cpu_tlbstate (mirrors): loaded_mm, is_lazy, the tlb_gen its TLB holds
@@ -60,7 +71,7 @@ class CPU:
         "ipi_handler", "ipi_seen", "ipi_in", "ipi_in_acked", "ipi_out", "ipi_out_seq",
         # hotplug (kernel/cpu.c), the run's phase, teardown in progress
         "online", "mailbox", "mailbox_next", "stopping", "stop_seen", "in_teardown",
-        # the kernel it runs (version, flush hardware: linux/include/linux/version.py),
+        # the kernel it runs (version, flush hardware: linux/include_/linux/version.py),
         # its clock, and the modelled cost of the rest of a switch
         "kernel", "jiffies", "switch_cost_ns",
         # harness: watchdogs, statistics, the checker's memory, tracing, fault injection
@@ -73,10 +84,11 @@ class CPU:
                  switch_cost_ns: int = 0):
         self.id, self.ncpus, self.state, self.mem = cpu_id, state.ncpus, state, mem
         self.strategy, self.workload = strategy, None
-        self.load, self.store = _atomic.load_acquire, _atomic.store_release
-        self.fetch_add, self.add_return, self.dec_and_test = _atomic.fetch_add, _atomic.add_return, _atomic.dec_and_test
-        self.xchg, self.cmpxchg, self.fetch_or, self.fetch_and = _atomic.xchg, _atomic.cmpxchg, _atomic.fetch_or, _atomic.fetch_and
-        self.smp_mb, self.cpu_relax = _atomic.smp_mb, _atomic.cpu_relax
+        self.op_log = None
+        if cython.compiled:  # count read-modify-writes where the atomics extension does
+            self.rmw_ops = cython.cast(cython.pointer(cython.ulonglong), cython.cast(cython.size_t, _atomic.rmw_counter()))
+        else:
+            _bind_atomics(self, ATOMICS)
         self.a_loaded_mm, self.a_is_lazy, self.a_hazard, self.a_lazy_mm, self.a_mm_to_mmdrop, self.a_ipi_pending = (
             table[cpu_id] for table in (mem.cpu_loaded_mm, mem.cpu_is_lazy, mem.cpu_hazard, mem.cpu_lazy_mm,
                                         mem.cpu_mm_to_mmdrop, mem.cpu_ipi_pending))
@@ -104,6 +116,19 @@ class CPU:
         self.reported: set = set()  # violations already recorded (checker.violation)
         self.trace_events = None  # tracing: None when off, else events not yet in the ring
         self.fault = None  # fault injection (percpu/faults.py): None when off
+
+    def start_op_log(self) -> list:
+        """From now on, log every shared-memory operation this CPU does, as
+        (atomic's name, address) pairs (smp_mb's address: 0), into the list
+        returned."""
+        self.op_log = []
+        if not cython.compiled:
+            _bind_atomics(self, {name: _logged(self.op_log, name, fn) for name, fn in ATOMICS.items()})
+        return self.op_log
+
+    def log_op(self, op: str, addr: int) -> None:
+        """The compiled atomics' logging, when start_op_log turned it on."""
+        self.op_log.append((op, addr))
 
     # --- interrupt points ----------------------------------------------------
     def interrupt_point(self) -> None:
@@ -189,3 +214,20 @@ class CPU:
         if self.trace_events:
             tracing.flush(self)
         self.stats.sample_batch()
+
+
+def _bind_atomics(cpu: CPU, atomics: dict) -> None:
+    """The interpreted engine's atomics: attributes of the CPU."""
+    for name, fn in atomics.items():
+        setattr(cpu, name, fn)
+
+
+def _logged(log: list, name: str, fn):
+    if name == "cpu_relax":
+        return fn  # not a shared-memory operation
+
+    def logged(*args):
+        log.append((name, args[0] if args else 0))
+        return fn(*args)
+
+    return logged

@@ -1,5 +1,5 @@
 """The strategies, one file each, by the name the CLI uses."""
-from percpu.strategies.base import Strategy
+from percpu.linux.include_.linux.sched.mm import Strategy
 from percpu.strategies.hazard import Hazard
 from percpu.strategies.lazy_mm import LazyMm
 from percpu.strategies.refcount import Refcount

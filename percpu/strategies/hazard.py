@@ -21,11 +21,11 @@ emulator's exit_mm stays mainline's.
 """
 import time
 
+from percpu.linux.include_.linux.sched.mm import Strategy
 from percpu.linux.kernel.fork import do_check_lazy_tlb, do_shoot_lazy_tlb
 from percpu.linux.kernel.smp import smp_call_function_single
 from percpu.machine.checker import site, warn
 from percpu.machine.segment import NULL
-from percpu.strategies.base import Strategy
 
 SITE_HP_BUSY = site("mmgrab_lazy_tlb: WARN_ON_ONCE(!hp_ctx_addr(ctx)): this CPU's hazard slot is busy")
 SITE_HP_SLOT = site("hp_scan: busy-wait until the hazard slot no longer holds the mm")
@@ -81,11 +81,10 @@ def hp_scan(cpu, mm: int, retire_cb) -> None:
     if mm == NULL:
         return
     cpu.smp_mb()  # Store A before Load B
-    load = cpu.load
     for other, a_slot in enumerate(cpu.mem.cpu_hazard):  # for_each_possible_cpu
         cpu.stats.slots_scanned += 1
-        if retire_cb is not None and load(a_slot) == mm:  # Load B
+        if retire_cb is not None and cpu.load(a_slot) == mm:  # Load B
             retire_cb(cpu, other, mm)
         start = time.perf_counter_ns()
-        cpu.spin_until(lambda: load(a_slot) != mm, cpu.ipi_timeout_ns, SITE_HP_SLOT, other)  # busy-wait
+        cpu.spin_until(lambda: cpu.load(a_slot) != mm, cpu.ipi_timeout_ns, SITE_HP_SLOT, other)  # busy-wait
         cpu.stats.wait_ns += time.perf_counter_ns() - start

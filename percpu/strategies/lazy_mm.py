@@ -12,11 +12,11 @@ lazy_mm is still the mm and hands it over with an xchg into that CPU's
 rq->mm_to_mmdrop. No IPI, no waiting; it relies on mm_cpumask covering every
 lazy CPU ("this is wrong on arm64 and possibly on other architectures").
 """
-from percpu.linux.include.linux.cpumask import mm_cpumask_cpus
+from percpu.linux.include_.linux.cpumask import mm_cpumask_cpus
+from percpu.linux.include_.linux.sched.mm import Strategy
 from percpu.linux.kernel.fork import mmdrop, mmgrab
 from percpu.machine.checker import site, warn
 from percpu.machine.segment import NULL, SLOT_MASK
-from percpu.strategies.base import Strategy
 
 SITE_FIXUP_MASK = site("mm_fixup_lazy_refs: for_each_cpu(cpu, mm_cpumask(mm))")
 SITE_LAZY_BUSY = site("context_switch: WARN_ON_ONCE(rq->lazy_mm)")
@@ -30,6 +30,11 @@ class LazyMm(Strategy):
     # its hand-over is dropped at the next switch, a kernel -> kernel one
     # included: it relies on x86's exit flush having moved the CPU off
     safe_under = ("ipi",)
+    # the mockup leaves finish_cpu alone; mapped onto 6.x, its mmdrop_lazy_tlb
+    # (the unlazying clear) empties the surviving CPU's own rq->lazy_mm while
+    # that CPU may still be lazy on it: mm_fixup_lazy_refs then skips the CPU
+    # and the mm is freed under it (torture and explore's hotplug scenario)
+    hotplug_safe = False
 
     def mmgrab_lazy_tlb(self, cpu, mm):
         if cpu.load(cpu.a_lazy_mm):
@@ -58,11 +63,11 @@ def drop_extra_mm_refs(cpu) -> None:
 def mm_fixup_lazy_refs(cpu, mm: int) -> None:
     """Convert every lazy_mm reference to `mm` into an mm_count reference;
     the caller (__mmput) still holds one, so `mm` cannot go meanwhile."""
-    mem, load = cpu.mem, cpu.load
-    if load(mem.mm_users[mm & SLOT_MASK]) != 0:
+    mem = cpu.mem
+    if cpu.load(mem.mm_users[mm & SLOT_MASK]) != 0:
         warn(cpu, SITE_FIXUP_USERS, mm)  # mm_users is zero: no new lazy refs will be taken
     for other in mm_cpumask_cpus(cpu, mm, SITE_FIXUP_MASK):
-        if load(mem.cpu_lazy_mm[other]) != mm:
+        if cpu.load(mem.cpu_lazy_mm[other]) != mm:
             continue
         mmgrab(cpu, mm)
         old = cpu.xchg(mem.cpu_mm_to_mmdrop[other], mm)  # atomic_long_xchg

@@ -7,8 +7,8 @@ that every CPU running the process hammers. It keeps the mm_struct alive;
 the page tables are kept safe, as for every scheme on x86, by exit_mmap's
 freed-tables flush, which moves lazy CPUs to init_mm.
 """
+from percpu.linux.include_.linux.sched.mm import Strategy
 from percpu.linux.kernel.fork import mmdrop, mmgrab
-from percpu.strategies.base import Strategy
 
 
 class Refcount(Strategy):
@@ -16,5 +16,8 @@ class Refcount(Strategy):
     source = "CONFIG_MMU_LAZY_TLB_REFCOUNT=y (include/linux/sched/mm.h, Linux 6.12/6.18)"
     lazy_grab_is_barrier = True  # mmgrab: lock incq
 
-    mmgrab_lazy_tlb = staticmethod(mmgrab)
-    mmdrop_lazy_tlb = staticmethod(mmdrop)  # mmdrop_sched is mmdrop without PREEMPT_RT
+    def mmgrab_lazy_tlb(self, cpu, mm):
+        mmgrab(cpu, mm)
+
+    def mmdrop_lazy_tlb(self, cpu, mm):
+        mmdrop(cpu, mm)  # mmdrop_sched is mmdrop without PREEMPT_RT

@@ -9,8 +9,8 @@ whose current task still borrows the mm to init_mm; the freeing CPU waits
 for all of them. With no locked op on the way into a kernel thread,
 switch_mm_cid pays an smp_mb() there.
 """
+from percpu.linux.include_.linux.sched.mm import Strategy
 from percpu.linux.kernel.fork import cleanup_lazy_tlbs
-from percpu.strategies.base import Strategy
 
 
 class Shootdown(Strategy):
@@ -20,4 +20,5 @@ class Shootdown(Strategy):
     def mmdrop_lazy_tlb(self, cpu, mm):
         cpu.smp_mb()  # must provide a full memory barrier (membarrier)
 
-    cleanup_lazy_tlbs = staticmethod(cleanup_lazy_tlbs)
+    def cleanup_lazy_tlbs(self, cpu, mm):
+        cleanup_lazy_tlbs(cpu, mm)

@@ -13,7 +13,7 @@ lazy ones included, and a lazy CPU answers by switching to init_mm
 *anyway* as part of TLB flushing". So it is safe only where that flush is
 an IPI.
 """
-from percpu.strategies.base import Strategy
+from percpu.linux.include_.linux.sched.mm import Strategy
 
 
 class TlbState(Strategy):

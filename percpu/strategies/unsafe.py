@@ -5,7 +5,7 @@ Nothing keeps a lazily used mm or its page tables alive, whatever the flush
 model: the checker must report a violation on every run (as locktorture
 ships a deliberately broken lock to prove its checker works).
 """
-from percpu.strategies.base import Strategy
+from percpu.linux.include_.linux.sched.mm import Strategy
 
 
 class Unsafe(Strategy):

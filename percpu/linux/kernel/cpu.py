@@ -16,7 +16,7 @@ again. The last online CPU never goes down.
 """
 from __future__ import annotations
 
-from percpu.linux.include.linux.cpumask import set_cpu_online
+from percpu.linux.include_.linux.cpumask import set_cpu_online
 from percpu.linux.kernel.sched.core import (next_online_cpu, boot_idle, has_live_tasks, idle_task_exit, migrate_task,
                                             preempt_to_idle)
 from percpu.linux.kernel.smp import flush_smp_call_function_queue, ipi_function, smp_call_function_single
@@ -75,6 +75,5 @@ def offline_at_end(cpu) -> None:
 def _die(cpu) -> None:
     """The dying CPU's last switches: to its hotplug thread (a kernel ->
     kernel switch: finish_task_switch runs), then idle_task_exit."""
-    if cpu.strategy.finish_task_switch is not None:
-        cpu.strategy.finish_task_switch(cpu)
+    cpu.strategy.finish_task_switch(cpu)
     idle_task_exit(cpu)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from percpu.linux.arch.x86.mm.tlb import enter_lazy_tlb
-from percpu.linux.include.linux.sched import Task
+from percpu.linux.include_.linux.sched import Task
 from percpu.linux.kernel.fork import mmput
 from percpu.machine.segment import NULL
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import time
 
 from percpu.linux.arch.x86.mm.tlb import switch_mm
-from percpu.linux.include.linux.cpumask import mm_cpumask_cpus
+from percpu.linux.include_.linux.cpumask import mm_cpumask_cpus
 from percpu.linux.kernel.smp import ipi_function, on_each_cpu_mask
 from percpu.linux.mm.mmap import exit_mmap
 from percpu.machine import tracing

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import time
 
-from percpu.linux.include.linux.cpumask import cpu_online, online_cpus
+from percpu.linux.include_.linux.cpumask import cpu_online, online_cpus
 from percpu.machine import tracing
 from percpu.machine.checker import site
 
@@ -38,19 +38,18 @@ def ipi_function(func):
 def flush_smp_call_function_queue(cpu) -> None:
     """The CPU's IPI handler (__flush_smp_call_function_queue): run every
     call not yet acknowledged, then acknowledge it."""
-    load = cpu.load
-    cpu.ipi_seen = load(cpu.a_ipi_pending)
+    cpu.ipi_seen = cpu.load(cpu.a_ipi_pending)
     for sender, (a_seq, a_func, a_arg, a_ack) in enumerate(cpu.ipi_in):
-        seq = load(a_seq)
+        seq = cpu.load(a_seq)
         if seq != cpu.ipi_in_acked[sender]:
             # taken before it runs: a handler that waits services IPIs
             # itself and must not run this call again
             cpu.ipi_in_acked[sender] = seq
             cpu.stats.ipis_received += 1
-            func = load(a_func)
+            func = cpu.load(a_func)
             if cpu.trace_events is not None:
                 cpu.trace_events.append((tracing.now(), tracing.KERNEL_BEGIN, tracing.KERNEL_IPI, func))
-            IPI_FUNCTIONS[func](cpu, load(a_arg))
+            IPI_FUNCTIONS[func](cpu, cpu.load(a_arg))
             if cpu.trace_events is not None:
                 cpu.trace_events.append((tracing.now(), tracing.KERNEL_END, 0, 0))
             cpu.store(a_ack, seq)
@@ -82,10 +81,9 @@ def _send(cpu, target: int, func, arg: int) -> int:
 def csd_lock_wait(cpu, target: int, seq: int, func) -> None:
     """Wait until `target` has acknowledged call `seq` (a later ack covers it)."""
     a_ack = cpu.ipi_out[target][3]
-    load = cpu.load
     start = time.perf_counter_ns()
     cpu.spin_until(
-        lambda: load(a_ack) >= seq,
+        lambda: cpu.load(a_ack) >= seq,
         timeout_ns=cpu.ipi_timeout_ns,
         timeout_site=func.timeout_site,
         target=target,

@@ -28,8 +28,8 @@ from __future__ import annotations
 from time import perf_counter_ns
 
 from percpu.linux.arch.x86.mm.tlb import enter_lazy_tlb, set_loaded_mm, switch_mm, switch_mm_irqs_off
-from percpu.linux.include.linux.cpumask import online_cpus
-from percpu.linux.include.linux.sched import Task
+from percpu.linux.include_.linux.cpumask import online_cpus
+from percpu.linux.include_.linux.sched import Task
 from percpu.linux.kernel.exit import do_exit
 from percpu.linux.kernel.smp import ipi_function, smp_call_function_single
 from percpu.machine import tracing
@@ -73,39 +73,32 @@ def run_quanta(cpu, workload, count: int) -> None:
     (the probe that catches a freed one) and looks for a woken task."""
     idle = cpu.idle
     curr = cpu.curr
-    run_task = workload.run_task
-    wakeup = workload.wakeup
-    load = cpu.load
-    smp_mb = cpu.smp_mb
-    a_pending = cpu.a_ipi_pending
     mm_gen, mm_freed_tables_gen = cpu.mem.mm_gen, cpu.mem.mm_freed_tables_gen
     strategy = cpu.strategy
     tracks_active_mm = strategy.tracks_active_mm
-    mmgrab_lazy_tlb = strategy.mmgrab_lazy_tlb
-    mmdrop_lazy_tlb = strategy.mmdrop_lazy_tlb
     lazy_grab_is_barrier = strategy.lazy_grab_is_barrier
-    finish_task_switch_hook = strategy.finish_task_switch
     trace_events = cpu.trace_events
     switch_cost_ns = cpu.switch_cost_ns
     stats = cpu.stats
     # counters kept in locals for the batch (attribute updates cost more
     # than the shared-memory operations they count); stored on the way out
     switches, lazy_switches, probes = stats.switches, stats.lazy_switches, stats.probes
+    untimed = SWITCH_SAMPLE_EVERY - 1 - switches % SWITCH_SAMPLE_EVERY  # switches before the next timed one
     for _ in range(count):
         if cpu.stopping:
             break
-        if load(a_pending) != cpu.ipi_seen:  # the interrupt point
+        if cpu.load(cpu.a_ipi_pending) != cpu.ipi_seen:  # the interrupt point
             cpu.take_interrupt()
         if curr is idle:
             if cpu.is_lazy:  # checker.probe, inlined
                 probes += 1
                 mm = cpu.loaded_mm
                 slot = mm & SLOT_MASK
-                if load(mm_gen[slot]) != mm >> 32 or load(mm_freed_tables_gen[slot]):
+                if cpu.load(mm_gen[slot]) != mm >> 32 or cpu.load(mm_freed_tables_gen[slot]):
                     walk_page_tables(cpu, mm, SITE_IDLE_PROBE)
-            next = wakeup(cpu)
+            next = workload.wakeup(cpu)
         else:
-            next = run_task(cpu, curr)
+            next = workload.run_task(cpu, curr)
         if next is curr:
             continue
 
@@ -113,9 +106,11 @@ def run_quanta(cpu, workload, count: int) -> None:
         prev = curr
         curr = cpu.curr = next
         switches += 1
-        timed = not switches % SWITCH_SAMPLE_EVERY
+        timed = not untimed  # one in SWITCH_SAMPLE_EVERY (counted down: no division per switch)
         if timed:
+            untimed = SWITCH_SAMPLE_EVERY
             start = perf_counter_ns()
+        untimed -= 1
         if trace_events is not None:
             trace_events.append((perf_counter_ns(), tracing.TASK_END, 0, 0))
         prev_mm = NULL  # rq->prev_mm
@@ -127,7 +122,7 @@ def run_quanta(cpu, workload, count: int) -> None:
                 enter_lazy_tlb(cpu, mm)
                 next.active_mm = mm
                 if prev.mm:
-                    mmgrab_lazy_tlb(cpu, mm)
+                    strategy.mmgrab_lazy_tlb(cpu, mm)
                 else:
                     prev.active_mm = NULL  # kernel -> kernel: the lazy use is handed over
             else:
@@ -135,7 +130,7 @@ def run_quanta(cpu, workload, count: int) -> None:
             # switch_mm_cid: user -> kernel relies on mmgrab()'s locked op
             # (smp_mb__after_mmgrab(), a no-op on x86); a scheme without one pays a barrier
             if prev.mm and not lazy_grab_is_barrier:
-                smp_mb()
+                cpu.smp_mb()
         else:
             if tracks_active_mm:
                 switch_mm_irqs_off(cpu, prev.active_mm, next.mm)
@@ -145,12 +140,11 @@ def run_quanta(cpu, workload, count: int) -> None:
             else:
                 switch_mm_irqs_off(cpu, cpu.loaded_mm, next.mm)
             if not prev.mm:
-                smp_mb()  # switch_mm_cid: kernel -> user provides its own barrier
+                cpu.smp_mb()  # switch_mm_cid: kernel -> user provides its own barrier
         # finish_task_switch(prev)
         if prev_mm:
-            mmdrop_lazy_tlb(cpu, prev_mm)  # mmdrop_lazy_tlb_sched
-        if finish_task_switch_hook is not None:
-            finish_task_switch_hook(cpu)
+            strategy.mmdrop_lazy_tlb(cpu, prev_mm)  # mmdrop_lazy_tlb_sched
+        strategy.finish_task_switch(cpu)
         if trace_events is not None:
             trace_events.append(tracing.task_begin(cpu, next))
         if timed:
@@ -163,7 +157,22 @@ def run_quanta(cpu, workload, count: int) -> None:
     stats.switches, stats.lazy_switches, stats.probes = switches, lazy_switches, probes
 
 
-class _GoIdle:
+class Quanta:
+    """Harness: what a CPU's tasks do between context switches, as the
+    scheduler loop sees them: run_task (one quantum of a user task; returns
+    what runs next: the task itself, another runnable one, or idle when it
+    blocked) and wakeup (an idle CPU's look for a task that became
+    runnable; idle if none). The workloads (percpu/workloads.py) and the
+    harness's own phases below are Quanta."""
+
+    def run_task(self, cpu, task: Task) -> Task:
+        raise NotImplementedError
+
+    def wakeup(self, cpu) -> Task:
+        raise NotImplementedError
+
+
+class _GoIdle(Quanta):
     """Harness: preemption as a workload: whatever runs, switch to idle, then stop."""
 
     def run_task(self, cpu, task: Task) -> Task:
@@ -175,7 +184,7 @@ class _GoIdle:
         return cpu.idle
 
 
-class _ExitAll:
+class _ExitAll(Quanta):
     """Harness: the exit phase as a workload: each task, when it runs, does
     do_exit; the loop ends when none is left."""
 

@@ -17,7 +17,7 @@ the whole mm), kthread_use_mm.
 """
 from __future__ import annotations
 
-from percpu.linux.include.linux.cpumask import (cpumask_any_but, cpumask_clear_cpu, cpumask_set_cpu,
+from percpu.linux.include_.linux.cpumask import (cpumask_any_but, cpumask_clear_cpu, cpumask_set_cpu,
                                                 cpumask_test_cpu, mm_cpumask_cpus)
 from percpu.linux.kernel.smp import ipi_function, on_each_cpu_cond_mask, on_each_cpu_mask
 from percpu.machine.checker import deref, site, use_after_free
@@ -47,13 +47,14 @@ def enter_lazy_tlb(cpu, mm: int) -> None:
 def switch_mm_irqs_off(cpu, unused: int, next: int) -> None:
     """x86 ignores `unused` (prev's active_mm): the CPU's own loaded_mm says
     what it really had."""
+    kernel = cpu.kernel
     prev = cpu.loaded_mm
     was_lazy = cpu.is_lazy
     if was_lazy:
         cpu.is_lazy = 0
         cpu.store(cpu.a_is_lazy, 0)
     if prev == next:
-        if cpu.kernel.invlpgb:
+        if kernel.invlpgb:
             return  # is_global_asid(prev_asid): broadcast invalidation keeps it up to date
         if not was_lazy:
             return  # one thread of a process to another: no flush
@@ -61,17 +62,16 @@ def switch_mm_irqs_off(cpu, unused: int, next: int) -> None:
         # shootdown code: either the flusher sees is_lazy clear (and IPIs
         # us), or we see its tlb_gen.
         cpu.smp_mb()
-        load = cpu.load
         slot = next & SLOT_MASK  # deref, inlined on the hot path
-        if load(cpu.mem.mm_gen[slot]) != next >> 32:
+        if cpu.load(cpu.mem.mm_gen[slot]) != next >> 32:
             use_after_free(cpu, next, SITE_TLB_GEN)
-        next_tlb_gen = load(cpu.mem.mm_tlb_gen[slot])
+        next_tlb_gen = cpu.load(cpu.mem.mm_tlb_gen[slot])
         if cpu.loaded_tlb_gen == next_tlb_gen:
             return
         cpu.loaded_tlb_gen = next_tlb_gen  # out of date while lazy: flush and reload CR3
         set_loaded_mm(cpu, next)
         return
-    if cpu.kernel.switching_before_cpumask:  # 6.18
+    if kernel.switching_before_cpumask:  # 6.18
         set_loaded_mm(cpu, LOADED_MM_SWITCHING)
         if next != INIT_MM and not cpumask_test_cpu(cpu, next, cpu.id):
             cpumask_set_cpu(cpu, next, cpu.id)
@@ -114,10 +114,9 @@ def get_flush_tlb_info(cpu, mm: int, freed_tables: bool, new_tlb_gen: int) -> in
 
 @ipi_function
 def flush_tlb_func(cpu, info: int) -> None:
-    load = cpu.load
     loaded_mm = cpu.loaded_mm
-    local = load(info + F_INITIATING_CPU) == cpu.id
-    f_mm = load(info + F_MM)
+    local = cpu.load(info + F_INITIATING_CPU) == cpu.id
+    f_mm = cpu.load(info + F_MM)
     if cpu.kernel.lazy_mm_cpumask:  # 6.14+
         if f_mm != NULL and f_mm != loaded_mm:
             cpumask_clear_cpu(cpu, f_mm, cpu.id)  # the CPU was left in the mm_cpumask: clear it
@@ -134,9 +133,9 @@ def flush_tlb_func(cpu, info: int) -> None:
         switch_mm_irqs_off(cpu, NULL, INIT_MM)
         return
     local_tlb_gen = cpu.loaded_tlb_gen
-    if load(info + F_NEW_TLB_GEN) <= local_tlb_gen:  # already up to date
+    if cpu.load(info + F_NEW_TLB_GEN) <= local_tlb_gen:  # already up to date
         return
-    mm_tlb_gen = load(cpu.mem.mm_tlb_gen[deref(cpu, loaded_mm, SITE_FLUSH_TLB_GEN)])
+    mm_tlb_gen = cpu.load(cpu.mem.mm_tlb_gen[deref(cpu, loaded_mm, SITE_FLUSH_TLB_GEN)])
     if local_tlb_gen == mm_tlb_gen:
         return
     cpu.loaded_tlb_gen = mm_tlb_gen  # flush_tlb_local(); ctxs[asid].tlb_gen = mm_tlb_gen
@@ -151,18 +150,17 @@ def should_flush_tlb(cpu, other: int, info: int) -> bool:
     """6.14+'s IPI filter: a lazy CPU catches up at its next switch; one
     that no longer has the mm loaded needs nothing, unless this flush trims
     the mask; one in the middle of a switch may hold either mm's entries."""
-    load = cpu.load
-    loaded_mm = load(cpu.mem.cpu_loaded_mm[other])  # smp_rmb(): loaded_mm before is_lazy (free on x86)
-    if load(cpu.mem.cpu_is_lazy[other]):
+    loaded_mm = cpu.load(cpu.mem.cpu_loaded_mm[other])  # smp_rmb(): loaded_mm before is_lazy (free on x86)
+    if cpu.load(cpu.mem.cpu_is_lazy[other]):
         return False
-    mm = load(info + F_MM)
+    mm = cpu.load(info + F_MM)
     if mm == NULL:
         return True
     if cpu.kernel.flush_switching and loaded_mm == LOADED_MM_SWITCHING:
         return True
     if loaded_mm == mm:
         return True
-    return bool(load(info + F_TRIM_CPUMASK))
+    return bool(cpu.load(info + F_TRIM_CPUMASK))
 
 
 def should_trim_cpumask(cpu, mm: int) -> bool:

@@ -9,11 +9,16 @@ from __future__ import annotations
 from percpu.machine.checker import deref, site
 
 SITE_CPUMASK = site("mm_cpumask(mm): mm_struct dereference")
+BIT_63 = -(1 << 63)  # the words are int64
 
 
-def _bit(cpu_id: int) -> tuple[int, int]:
+def _word(cpu_id: int) -> int:
+    return cpu_id >> 6
+
+
+def _bit(cpu_id: int) -> int:
     b = cpu_id & 63
-    return cpu_id >> 6, (1 << b) if b < 63 else -(1 << 63)  # int64 words
+    return (1 << b) if b < 63 else BIT_63
 
 
 def _words(cpu, mm: int, site_id: int = SITE_CPUMASK) -> list[int]:
@@ -21,18 +26,15 @@ def _words(cpu, mm: int, site_id: int = SITE_CPUMASK) -> list[int]:
 
 
 def cpumask_set_cpu(cpu, mm: int, cpu_id: int) -> None:
-    word, bit = _bit(cpu_id)
-    cpu.fetch_or(_words(cpu, mm)[word], bit)  # set_bit: lock bts
+    cpu.fetch_or(_words(cpu, mm)[_word(cpu_id)], _bit(cpu_id))  # set_bit: lock bts
 
 
 def cpumask_clear_cpu(cpu, mm: int, cpu_id: int) -> None:
-    word, bit = _bit(cpu_id)
-    cpu.fetch_and(_words(cpu, mm)[word], ~bit)  # clear_bit: lock btr
+    cpu.fetch_and(_words(cpu, mm)[_word(cpu_id)], ~_bit(cpu_id))  # clear_bit: lock btr
 
 
 def cpumask_test_cpu(cpu, mm: int, cpu_id: int) -> bool:
-    word, bit = _bit(cpu_id)
-    return bool(cpu.load(_words(cpu, mm)[word]) & bit)
+    return bool(cpu.load(_words(cpu, mm)[_word(cpu_id)]) & _bit(cpu_id))
 
 
 def _cpus(cpu, words: list[int]) -> list[int]:
@@ -62,13 +64,12 @@ def online_cpus(cpu) -> list[int]:
 
 
 def cpu_online(cpu, cpu_id: int) -> bool:
-    word, bit = _bit(cpu_id)
-    return bool(cpu.load(cpu.mem.cpu_online_mask[word]) & bit)
+    return bool(cpu.load(cpu.mem.cpu_online_mask[_word(cpu_id)]) & _bit(cpu_id))
 
 
 def set_cpu_online(cpu, cpu_id: int, online: bool) -> None:
-    word, bit = _bit(cpu_id)
+    a_word = cpu.mem.cpu_online_mask[_word(cpu_id)]
     if online:
-        cpu.fetch_or(cpu.mem.cpu_online_mask[word], bit)
+        cpu.fetch_or(a_word, _bit(cpu_id))
     else:
-        cpu.fetch_and(cpu.mem.cpu_online_mask[word], ~bit)
+        cpu.fetch_and(a_word, ~_bit(cpu_id))

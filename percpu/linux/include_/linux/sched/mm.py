@@ -1,6 +1,9 @@
-"""The hooks a strategy may fill, named after the kernel code they stand for
-(include/linux/sched/mm.h's lazy-TLB helpers, kernel/fork.c's
-cleanup_lazy_tlbs, and the places a posted patch adds code).
+"""include/linux/sched/mm.h: the lazy-TLB hooks, mmgrab_lazy_tlb and
+mmdrop_lazy_tlb, whose bodies the kernel chooses by config
+(CONFIG_MMU_LAZY_TLB_REFCOUNT or _SHOOTDOWN) and each scheme here by its
+strategy (percpu/strategies/), with the other places a scheme or a posted
+patch puts code: finish_task_switch, do_shoot_lazy_tlb, __mmput and
+kernel/fork.c's cleanup_lazy_tlbs.
 
 Each hook's default does nothing; a strategy file overrides exactly the hooks
 where its scheme differs, so the file is the whole difference. The rest of
@@ -23,7 +26,7 @@ class Strategy:
     #: x86's freed-tables flush at exit_mmap reaches lazy CPUs; only the
     #: broken controls skip them, as an ordinary flush does
     exit_flush_reaches_lazy = True
-    #: the flush models (linux/include/linux/version.py FLUSHES) under which
+    #: the flush models (linux/include_/linux/version.py FLUSHES) under which
     #: the scheme keeps both lifetimes safe; elsewhere the checker must catch it
     safe_under = ("ipi", "broadcast")
     #: CPU hotplug keeps it safe (finish_cpu runs on a surviving CPU)
@@ -39,9 +42,8 @@ class Strategy:
         """finish_task_switch (mmdrop_lazy_tlb_sched) and finish_cpu: a lazy
         use of `mm` is over."""
 
-    #: finish_task_switch(cpu), at the end of every context switch on this
-    #: CPU; None (skipped on the hot path) unless a strategy needs it
-    finish_task_switch = None
+    def finish_task_switch(self, cpu) -> None:
+        """finish_task_switch, at the end of every context switch on this CPU."""
 
     def lazy_tlb_shot(self, cpu) -> None:
         """do_shoot_lazy_tlb, after it moved this CPU's kernel thread to

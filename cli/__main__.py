@@ -1,0 +1,4 @@
+"""`python -m percpu.cli`: the console script."""
+from percpu.cli import main
+
+main()

@@ -1,1 +1,0 @@
-"""linux.git's include/."""
