@@ -23,6 +23,8 @@ from percpu.machine.segment import SharedState
 class Workload:
     name = ""
     op = ""  # what one op is, for the result's reader
+    uses_tasks_per_cpu = False  # which of the run's workload options it reads
+    uses_fork_rate = False
 
     def __init__(self, ncpus: int, seed: int, tasks_per_cpu: int = 1, fork_rate: float = 200.0):
         self.ncpus, self.seed, self.tasks_per_cpu, self.fork_rate = ncpus, seed, tasks_per_cpu, fork_rate
@@ -86,6 +88,7 @@ class ContextSwitchThreads(Workload):
     name = "context-switch-threads"
     op = "pipe ping-pong iteration of one task"
     one_process = True
+    uses_tasks_per_cpu = True
 
     def npairs(self):
         return max(1, -(-self.ncpus * self.tasks_per_cpu // 2))
@@ -116,10 +119,23 @@ class ContextSwitchThreads(Workload):
         super().attach(cpu, tasks)
         for task in tasks:
             task.pipe = cpu.state.addr(cpu.state.pipe, task.pipe, "turn")
+        if cpu.oversubscribed:  # the partner's CPU may be halted: the write wakes it
+            self.run_task = self.run_task_waking_partner
 
     def run_task(self, cpu, task):
         cpu.store(task.pipe, 1 - task.side)  # write to the partner, then block on read
         cpu.stats.ops += 1
+        return self.wakeup(cpu)
+
+    def run_task_waking_partner(self, cpu, task):
+        """run_task, then the pipe's wake-up of the reader: kick the CPU its
+        partner started on (task j's partner is j ^ 1) out of a halt. (A
+        partner that hotplug migrated wakes by its halt's timeout.)"""
+        cpu.store(task.pipe, 1 - task.side)
+        cpu.stats.ops += 1
+        partner_cpu = ((task.tid - self.ncpus) ^ 1) % self.ncpus
+        if partner_cpu != cpu.id:
+            cpu.kick(partner_cpu)
         return self.wakeup(cpu)
 
     def wakeup(self, cpu):
@@ -147,6 +163,7 @@ class ForkExit(Workload):
 
     name = "fork-exit"
     op = "user -> idle -> user round trip of a short-lived thread"
+    uses_fork_rate = True
     THREADS = 3
     LIFETIME = 10
     SLOTS_PER_CPU = 32
@@ -164,7 +181,7 @@ class ForkExit(Workload):
         super().attach(cpu, list(tasks))
         self.interval_ns = int(1e9 / self.fork_rate)
         self.rng = random.Random(self.seed * 100003 + cpu.id)
-        self.next_fork_ns = time.perf_counter_ns() + self.rng.randrange(self.interval_ns)
+        self.next_fork_ns = cpu.timer_ns = time.perf_counter_ns() + self.rng.randrange(self.interval_ns)
         self.others = [c for c in range(self.ncpus) if c != cpu.id]
 
     def run_task(self, cpu, task):
@@ -177,7 +194,7 @@ class ForkExit(Workload):
 
     def wakeup(self, cpu):
         if time.perf_counter_ns() >= self.next_fork_ns:
-            self.next_fork_ns += self.interval_ns
+            self.next_fork_ns = cpu.timer_ns = self.next_fork_ns + self.interval_ns  # a halt wakes for it
             self.fork(cpu)
         return next_in_turn(cpu)
 
