@@ -16,7 +16,7 @@ def test_tiny_bench_run_prints_every_table_and_writes_the_document(tmp_path):
     r = percpu_cli("bench", "--cpus", ",".join(map(str, cpus)), "--strategies", "refcount,tlbstate",
                    "--layout", "both", "--duration", "0.05", "--repeat", "1", "--line-size", "64", "--out", str(out))
     assert r.returncode == 0, r.stderr
-    for words in ("ns per lazy round trip (padded)", "ns per lazy round trip (packed)", "False sharing", "bar: "):
+    for words in ("ns per lazy round trip (padded)", "ns per lazy round trip (packed)", "False sharing", "target: "):
         assert words in r.stdout
     doc = json.loads(out.read_text())
     assert doc["schema"] == "percpu.bench/1"
@@ -75,6 +75,8 @@ def test_packed_slowdown_needs_repeats_to_be_measurable():
         (["--strategies", "unsafe"], "refcount"),
         (["--layout", "diagonal"], "both"),
         (["--out", "/proc/version/bench.json"], "--out"),
+        (["--duration", "1e30"], "at most 86400"),
+        (["--line-size", "8192"], "from 64 to 4096"),
     ],
 )
 def test_bench_bad_input_is_one_line_and_exit_2(args, words):
@@ -84,6 +86,14 @@ def test_bench_bad_input_is_one_line_and_exit_2(args, words):
     assert len(lines) == 1 and lines[0].startswith("percpu: error:"), r.stderr
     assert words in lines[0]
     assert r.stdout == ""
+
+
+def test_out_on_a_full_device_is_one_line_and_exit_2():
+    r = percpu_cli("bench", "--cpus", "1", "--strategies", "tlbstate", "--duration", "0.05", "--repeat", "1",
+                   "--out", "/dev/full")
+    assert r.returncode == 2, (r.stdout, r.stderr)
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and "cannot write /dev/full: No space left on device" in lines[0], r.stderr
 
 
 def test_out_that_is_a_directory_is_refused(tmp_path):
@@ -97,3 +107,4 @@ def test_no_compiler_is_one_line_and_exit_2():
     assert r.returncode == 2, r.stderr
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and "C compiler" in lines[0] and "no-such-cc" in lines[0]
+
