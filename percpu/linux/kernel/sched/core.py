@@ -97,11 +97,11 @@ def run_quanta(cpu, workload, count: int) -> None:
                 if load(mm_gen[mm & SLOT_MASK]) != mm >> 32:
                     use_after_free(cpu, mm, SITE_IDLE_PROBE)
             next = wakeup(cpu)
-            if next is idle and cpu.oversubscribed and cpu.halt():
-                break  # harness: nothing to run, it slept (the host's core went to others): the batch ends
         else:
             next = run_task(cpu, curr)
         if next is curr:
+            if next is idle and cpu.oversubscribed and cpu.halt():
+                break  # harness: nothing to run, it slept (the host's core went to others): the batch ends
             continue
 
         # context_switch(rq, prev, next)
