@@ -2,11 +2,16 @@
 a well-formed document; bad input is one line and exit 2. (Performance is
 measured by the benchmark, never asserted here.)"""
 import json
+import math
 import os
+import shlex
+import statistics
+import subprocess
+import sys
 
 import pytest
 
-from conftest import percpu_cli, usable_cores
+from conftest import percpu_cli, percpu_command, usable_cores
 from percpu.bench.roundtrip import KINDS, slower_p_value, summarize
 
 
@@ -108,3 +113,20 @@ def test_no_compiler_is_one_line_and_exit_2():
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and "C compiler" in lines[0] and "no-such-cc" in lines[0]
 
+
+def test_startup_benchmark_measures_each_count_and_how_start_up_grows(tmp_path):
+    out = tmp_path / "startup.json"
+    r = subprocess.run([sys.executable, "-m", "percpu.bench.startup", "--cpus", "1,3", "--repeat", "2",
+                        "--duration", "0.05", "--percpu", shlex.join(percpu_command()), "--out", str(out)],
+                       capture_output=True, text=True, timeout=120, cwd=tmp_path)  # not the source tree's percpu/
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(out.read_text())
+    assert [row["cpus"] for row in doc["rows"]] == [1, 3]
+    for row in doc["rows"]:
+        assert len(row["startup_samples"]) == len(row["wall_samples"]) == 2
+        assert row["startup_s"] == pytest.approx(statistics.median(row["startup_samples"]), abs=1e-3)
+        assert 0 < row["startup_s"] < row["wall_s"]
+    (growth,) = doc["startup_growth"]
+    low, high = doc["rows"]
+    assert growth["exponent"] == pytest.approx(math.log(high["startup_s"] / low["startup_s"]) / math.log(3), abs=0.01)
+    assert "load_average_before" in doc["machine"] and "grows as N^" in r.stdout
