@@ -3,7 +3,7 @@ import os
 
 import pytest
 
-from percpu.machine import _atomic
+from percpu.machine import _futex
 from percpu.machine.context import AWAKE, CPU, HALT_MAX_NS, HALTED
 from percpu.machine.stats import HIST_BUCKETS, HIST_BUCKETS_PER_OCTAVE, record
 from percpu.workers import pool
@@ -162,7 +162,7 @@ def _halt_without_a_second_look(cpu) -> bool:
     comes between the CPU's last look for work and its announcement is lost."""
     cpu.store(cpu.a_halted, HALTED)
     cpu.smp_mb()
-    woken = _atomic.futex_wait(cpu.a_halted, HALTED, HALT_MAX_NS)
+    woken = _futex.futex_wait(cpu.a_halted, HALTED, HALT_MAX_NS)
     cpu.store(cpu.a_halted, AWAKE)
     cpu.stats.halts += 1
     if not woken:

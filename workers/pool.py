@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass
 
 from percpu.linux.init.main import start_kernel
 from percpu.linux.kernel.smp import IPI_NAMES
-from percpu.machine import _atomic
+from percpu.machine import _atomic, _futex
 from percpu.machine.addresses import Addresses
 from percpu.machine.context import AWAKE
 from percpu.machine.checker import IPI_TIMEOUT, KIND_NAMES, check_end_state, final_state, recorded_violations
@@ -237,8 +237,8 @@ def _wake_all(state: SharedState) -> None:
     halted = state.field(state.halt, "halted")
     halted[:] = AWAKE
     for cpu_id in range(state.ncpus):
-        _atomic.futex_wake(state.addr(state.halt, cpu_id, "halted"), 1)
-    _atomic.futex_wake(state.addr(state.control, 0, "phase"), state.ncpus)
+        _futex.futex_wake(state.addr(state.halt, cpu_id, "halted"), 1)
+    _futex.futex_wake(state.addr(state.control, 0, "phase"), state.ncpus)
 
 
 def _wait_for_boot(state: SharedState, params: RunParams, watch: _Watchdog, startup: _Startup) -> str | None:
@@ -265,7 +265,7 @@ def _supervise(state: SharedState, params: RunParams, watch: _Watchdog, progress
     if aborted is None:
         state.field(state.control, "start_ns")[0] = time.monotonic_ns()
         state.field(state.control, "phase")[0] = PHASE_RUN
-        _atomic.futex_wake(state.addr(state.control, 0, "phase"), params.cpus)
+        _futex.futex_wake(state.addr(state.control, 0, "phase"), params.cpus)
         start = time.monotonic()
         interval = min(1.0, max(0.05, params.duration / 10))
         next_sample, last_ops, last_t = start + interval, ops.copy(), start

@@ -18,7 +18,7 @@ from percpu import faults
 from percpu.linux.include.linux.sched import Task
 from percpu.linux.kernel.sched.core import SITE_IDLE_PROBE, boot_idle, exit_tasks, has_live_tasks, idle_task_exit, schedule_loop
 from percpu.linux.kernel.smp import flush_smp_call_function_queue
-from percpu.machine import _atomic, tracing
+from percpu.machine import _futex, tracing
 from percpu.machine.addresses import Addresses
 from percpu.machine.context import CPU, Orphaned, RunAborted
 from percpu.machine.segment import NULL, SharedState
@@ -97,7 +97,7 @@ def _run_cpu(setup: WorkerSetup, cpu: CPU) -> int:
     while cpu.load(a_phase) != PHASE_RUN:  # the start barrier: asleep until the coordinator wakes us all
         cpu.interrupt_point()
         cpu.heartbeat()
-        _atomic.futex_wait(a_phase, PHASE_BOOT, BOOT_WAKE_NS)
+        _futex.futex_wait(a_phase, PHASE_BOOT, BOOT_WAKE_NS)
     cpu.stats.reset()
     if setup.trace:
         cpu.trace_events = [tracing.task_begin(cpu, cpu.curr)]

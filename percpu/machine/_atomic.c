@@ -9,54 +9,14 @@
  *
  * rmw_count() is the number of read-modify-write operations this process has
  * done: the "shared atomics" figure, counted here at no cost to the caller.
- *
- * futex_wait()/futex_wake(): how an emulated CPU sleeps when the host has
- * fewer cores than emulated CPUs (a waiter must leave the core to the CPU it
- * waits for, as a kernel blocks it). They are the harness's, not the
- * emulated kernel's: not counted as shared atomics.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
-#include <errno.h>
-#include <linux/futex.h>
 #include <stdint.h>
-#include <sys/syscall.h>
-#include <time.h>
-#include <unistd.h>
+
+#include "_words.h"
 
 static unsigned long long rmw_ops;
-
-static inline int64_t *
-word_at(PyObject *arg)
-{
-    void *p = PyLong_AsVoidPtr(arg);
-    if (p == NULL) {
-        if (!PyErr_Occurred())
-            PyErr_SetString(PyExc_ValueError, "NULL address");
-        return NULL;
-    }
-    if ((uintptr_t)p & 7) {
-        PyErr_SetString(PyExc_ValueError, "address not 8-byte aligned");
-        return NULL;
-    }
-    return (int64_t *)p;
-}
-
-static inline int
-int64_arg(PyObject *arg, int64_t *out)
-{
-    long long v = PyLong_AsLongLong(arg);
-    if (v == -1 && PyErr_Occurred())
-        return -1;
-    *out = (int64_t)v;
-    return 0;
-}
-
-#define NARGS(n, name)                                                       \
-    if (nargs != (n)) {                                                      \
-        PyErr_Format(PyExc_TypeError, name "() takes %d arguments", (n));    \
-        return NULL;                                                         \
-    }
 
 /* fetch_add(addr, v) -> old value */
 static PyObject *
@@ -169,65 +129,6 @@ cpu_relax(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     Py_RETURN_NONE;
 }
 
-/* A futex is a 32-bit word: the low half of our 64-bit word. Not
- * FUTEX_PRIVATE_FLAG: the waiters are processes sharing the segment. */
-static inline uint32_t *
-futex_word(int64_t *p)
-{
-#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-    return (uint32_t *)p;
-#else
-    return (uint32_t *)p + 1;
-#endif
-}
-
-/* futex_wait(addr, expected, timeout_ns) -> True when woken (or the word no
- * longer held `expected`), False when the timeout passed. Only the low 32
- * bits of the word and of `expected` are compared. */
-static PyObject *
-futex_wait(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
-{
-    int64_t *p, expected, timeout_ns;
-    long rc;
-    int err;
-    struct timespec timeout;
-    NARGS(3, "futex_wait");
-    if (!(p = word_at(args[0])) || int64_arg(args[1], &expected) || int64_arg(args[2], &timeout_ns))
-        return NULL;
-    if (timeout_ns < 0)
-        timeout_ns = 0;
-    timeout.tv_sec = timeout_ns / 1000000000;
-    timeout.tv_nsec = timeout_ns % 1000000000;
-    Py_BEGIN_ALLOW_THREADS
-    rc = syscall(SYS_futex, futex_word(p), FUTEX_WAIT, (uint32_t)expected, &timeout, NULL, 0);
-    err = errno;
-    Py_END_ALLOW_THREADS
-    if (rc == -1 && err == ETIMEDOUT)
-        Py_RETURN_FALSE;
-    if (rc == -1 && err != EAGAIN && err != EINTR) {
-        errno = err;
-        return PyErr_SetFromErrno(PyExc_OSError);
-    }
-    Py_RETURN_TRUE;
-}
-
-/* futex_wake(addr, n) -> how many waiters were woken (at most n) */
-static PyObject *
-futex_wake(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
-{
-    int64_t *p, n;
-    long rc;
-    NARGS(2, "futex_wake");
-    if (!(p = word_at(args[0])) || int64_arg(args[1], &n))
-        return NULL;
-    if (n < 0 || n > INT32_MAX)
-        n = INT32_MAX;
-    rc = syscall(SYS_futex, futex_word(p), FUTEX_WAKE, (int)n, NULL, NULL, 0);
-    if (rc == -1)
-        return PyErr_SetFromErrno(PyExc_OSError);
-    return PyLong_FromLong(rc);
-}
-
 /* rmw_count() -> read-modify-write operations done by this process */
 static PyObject *
 rmw_count(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
@@ -255,10 +156,6 @@ static PyMethodDef methods[] = {
      "full memory barrier"},
     {"cpu_relax", (PyCFunction)(void (*)(void))cpu_relax, METH_FASTCALL,
      "spin-wait hint"},
-    {"futex_wait", (PyCFunction)(void (*)(void))futex_wait, METH_FASTCALL,
-     "futex_wait(addr, expected, timeout_ns) -> woken (False: timed out)"},
-    {"futex_wake", (PyCFunction)(void (*)(void))futex_wake, METH_FASTCALL,
-     "futex_wake(addr, n) -> waiters woken"},
     {"rmw_count", (PyCFunction)(void (*)(void))rmw_count, METH_FASTCALL,
      "read-modify-write operations done by this process"},
     {NULL, NULL, 0, NULL},

@@ -28,7 +28,7 @@ from __future__ import annotations
 import os
 import time
 
-from percpu.machine import _atomic, checker, tracing
+from percpu.machine import _atomic, _futex, checker, tracing
 from percpu.machine.addresses import Addresses, ipi_slots
 from percpu.machine.segment import INIT_MM, MAILBOX_SLOTS, NULL, SharedState
 from percpu.machine.stats import Stats
@@ -131,7 +131,7 @@ class Waits:
             timeout = min(timeout, self.timer_ns - start)
             if timeout <= 0:
                 return False  # the timer is due: the next idle quantum runs it
-        woken = _atomic.futex_wait(a_halted, HALTED, timeout)
+        woken = _futex.futex_wait(a_halted, HALTED, timeout)
         self.store(a_halted, AWAKE)
         stats = self.stats
         stats.halts += 1
@@ -150,7 +150,7 @@ class Waits:
         self.smp_mb()
         if self.load(a_halted) == HALTED:
             self.store(a_halted, AWAKE)
-            _atomic.futex_wake(a_halted, 1)
+            _futex.futex_wake(a_halted, 1)
             self.stats.kicks += 1
 
     def kick_all(self) -> None:
