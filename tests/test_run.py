@@ -214,3 +214,13 @@ def test_a_quick_start_up_says_nothing():
     reports = []
     pool.run(pool.RunParams(cpus=1, duration=0.1), on_startup=lambda *args: reports.append(args))
     assert reports == []
+
+
+def test_cpus_get_a_core_each_while_there_are_cores_then_neighbours_share_one():
+    assert pool.pin_cpus(2, [0, 1, 2, 3]) == [0, 1]
+    assert pool.pin_cpus(4, [0, 1, 2, 3]) == [0, 1, 2, 3]
+    assert pool.pin_cpus(4, [5, 9]) == [5, 5, 9, 9]  # context-switch partners 0/1 and 2/3 share a core
+    assert pool.pin_cpus(5, [0, 1]) == [0, 0, 0, 1, 1]
+    pinning = pool.pin_cpus(64, [0, 1])
+    assert pinning.count(0) == pinning.count(1) == 32
+    assert all(pinning[2 * p] == pinning[2 * p + 1] for p in range(32))

@@ -79,7 +79,7 @@ def run(params: RunParams, progress=None, on_startup=None) -> dict:
     strategy = get_strategy(params.strategy)
     workload = WORKLOADS[params.workload](params.cpus, params.seed, params.tasks_per_cpu, params.fork_rate)
     usable = sorted(os.sched_getaffinity(0))
-    pinning = [usable[i % len(usable)] for i in range(params.cpus)]
+    pinning = pin_cpus(params.cpus, usable)
     state = new_state(params, workload)
     old_term = signal.signal(signal.SIGTERM, _raise_terminated)
     pids: dict[int, int] = {}
@@ -105,8 +105,8 @@ def run(params: RunParams, progress=None, on_startup=None) -> dict:
         _start_workers(setup, pids, startup)
         watch = _Watchdog(state, pids, params.stall_timeout_s)
         aborted = _wait_for_boot(state, params, watch, startup)
-        samples, elapsed, aborted = _supervise(state, params, watch, progress, aborted)
-        doc = _collect(state, params, workload, pinning, usable, samples, elapsed, aborted)
+        samples, elapsed, counted_s, aborted = _supervise(state, params, watch, progress, aborted)
+        doc = _collect(state, params, workload, pinning, usable, samples, elapsed, counted_s, aborted)
         doc["startup_s"] = round(startup.elapsed(), 3)
         return doc
     except (KeyboardInterrupt, _Terminated):
@@ -116,6 +116,19 @@ def run(params: RunParams, progress=None, on_startup=None) -> dict:
         signal.signal(signal.SIGTERM, old_term)
         _kill_all(pids)
         state.close()
+
+
+def pin_cpus(ncpus: int, usable: list[int]) -> list[int]:
+    """The core each emulated CPU runs on: one core each, in turn, while
+    there are cores enough; more CPUs than cores, in contiguous blocks (CPU
+    i on core i * cores // ncpus), so that neighbours, which the
+    context-switch workloads make partners, share a core: the one that
+    wakes the other then sleeps and leaves it the core, where partners on
+    two cores wait on each other's wake-up across cores (an IPI, and on a
+    VM a halted virtual CPU's exit)."""
+    if ncpus <= len(usable):
+        return usable[:ncpus]
+    return [usable[i * len(usable) // ncpus] for i in range(ncpus)]
 
 
 def new_state(params: RunParams, workload) -> SharedState:
@@ -300,7 +313,8 @@ def _supervise(state: SharedState, params: RunParams, watch: _Watchdog, progress
     if aborted is not None:
         _abort_workers(state, watch.pids)
         watch.reap()
-    return samples, elapsed, aborted
+    # the span the CPUs' counters cover: from the start to their exit
+    return samples, elapsed, time.monotonic() - start, aborted
 
 
 def _aborted_by_cpu(state: SharedState) -> str | None:
@@ -346,7 +360,7 @@ def _kill_all(pids: dict[int, int]) -> None:
             pass
 
 
-def _collect(state, params, workload, pinning, usable, samples, elapsed, aborted) -> dict:
+def _collect(state, params, workload, pinning, usable, samples, elapsed, counted_s, aborted) -> dict:
     stats = {name: state.field(state.stats, name) for name in COUNTERS}
     published_ops = state.field(state.cpu, "ops")
     # An aborted run's CPUs never reported: only the ops they published
@@ -368,6 +382,7 @@ def _collect(state, params, workload, pinning, usable, samples, elapsed, aborted
         machine=machine_info(pinning, usable),
         workload_op=workload.op,
         elapsed_s=elapsed,
+        counted_s=counted_s,
         samples=samples,
         per_cpu_counters=per_cpu,
         counters_reported=aborted is None,

@@ -74,12 +74,13 @@ def _per(total, count, digits: int):
     return round(total / count, digits)
 
 
-def build_document(*, parameters, machine, workload_op, elapsed_s, samples, per_cpu_counters, counters_reported,
-                   op_hist, switch_hist, teardown_hist, violation_total, violations, end_state_problems,
-                   aborted) -> dict:
+def build_document(*, parameters, machine, workload_op, elapsed_s, counted_s, samples, per_cpu_counters,
+                   counters_reported, op_hist, switch_hist, teardown_hist, violation_total, violations,
+                   end_state_problems, aborted) -> dict:
     """The run document. `counters_reported` False (an aborted run: its CPUs
     never reported) leaves every counter but the ops the CPUs published
-    while running as None, not 0."""
+    while running as None, not 0. `counted_s`: the span the counters cover
+    (from the start of the run to the CPUs' exit)."""
     totals = {name: None if any(c[name] is None for c in per_cpu_counters) else int(sum(c[name] for c in per_cpu_counters))
               for name in COUNTERS}
     problems = list(violations) + list(end_state_problems)
@@ -94,7 +95,7 @@ def build_document(*, parameters, machine, workload_op, elapsed_s, samples, per_
         failure_reasons.append(f"end-of-run check: {len(end_state_problems)} problem(s): {', '.join(kinds)}")
     ops = totals["ops"]
     teardowns = totals["teardowns"]
-    cpu_ns = len(per_cpu_counters) * elapsed_s * 1e9
+    cpu_ns = len(per_cpu_counters) * counted_s * 1e9
     return {
         "schema": SCHEMA,
         "parameters": parameters,
@@ -121,7 +122,8 @@ def build_document(*, parameters, machine, workload_op, elapsed_s, samples, per_
             "hazard_slots_scanned_per_teardown": _per(totals["slots_scanned"], teardowns, 3),
             "fixups_per_teardown": _per(totals["fixups"], teardowns, 3),
         },
-        # oversubscribed: how much the CPUs waited by leaving their core (machine/context.py)
+        # oversubscribed: how much the CPUs waited by leaving their core (machine/context.py);
+        # halted_share: of the CPUs' time from the start of the run to their exit
         "blocking": {
             "halts": totals["halts"],
             "halted_share": _per(totals["halted_ns"], cpu_ns, 3),

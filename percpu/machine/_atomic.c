@@ -1,5 +1,5 @@
 /*
- * percpu.machine._atomic: the only native code in percpu.
+ * percpu.machine._atomic: the atomics (percpu's other native code is _futex.c).
  *
  * Atomic operations on 64-bit words at raw integer addresses inside the
  * shared-memory segment. numpy has no atomic read-modify-write, and a plain
