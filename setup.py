@@ -33,7 +33,9 @@ setup(
     # the C compiles in parallel, one per core (the build is mostly gcc)
     options={"build_ext": {"parallel": os.cpu_count() or 1}},
     ext_modules=[
-        Extension("percpu.machine._atomic", ["percpu/machine/_atomic.c"], depends=["percpu/machine/atomics.h"],
+        Extension("percpu.machine._atomic", ["percpu/machine/_atomic.c"],
+                  depends=["percpu/machine/atomics.h", "percpu/machine/_words.h"], extra_compile_args=["-O2"]),
+        Extension("percpu.machine._futex", ["percpu/machine/_futex.c"], depends=["percpu/machine/_words.h"],
                   extra_compile_args=["-O2"]),
         *cythonize(compiled_modules(), language_level=3, nthreads=os.cpu_count() or 1, build_dir="build/cython",
                    compiler_directives={"annotation_typing": False}),

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import shlex
 import statistics
 import subprocess
@@ -27,8 +28,9 @@ def run_once(command: list[str], strategy: str, cpus: int, workload: str, durati
     if done.returncode != 0:
         raise SystemExit(f"ab: {shlex.join(args)} failed ({done.returncode}): {done.stderr.strip()[-400:]}")
     doc = json.loads(done.stdout)
-    return {"ops_per_s": doc["rate"]["total_ops_per_s"], "ns_per_op": cpus * 1e9 / doc["rate"]["total_ops_per_s"],
-            "engine": doc.get("engine")}
+    ops = doc["rate"]["total_ops_per_s"]
+    # no op in any sample (a starved machine): infinitely slow, which the medians survive
+    return {"ops_per_s": ops, "ns_per_op": cpus * 1e9 / ops if ops else math.inf, "engine": doc.get("engine")}
 
 
 def measure(a: list[str], b: list[str], strategies, cpu_counts, workload, duration, repeat, extra, progress=None):

@@ -49,7 +49,8 @@ LAYOUTS = ("padded", "packed")
 PROCESS_MM_SLOT = 1  # the lazy-roundtrip workload's process (slot 0 is init_mm)
 PROCESS_MM = (1 << 32) | PROCESS_MM_SLOT  # what the hooks store: gen 1, slot 1
 
-# The issue's bars.
+# The fidelity targets: what the emulator's numbers must come near (the
+# document's "bars").
 OVERHEAD_BAR = 2.0  # emulator / minimal, tlbstate at 1 CPU: at most
 VISIBILITY_BAR = 0.8  # emulator's visibility at 2 CPUs / minimal's: at least
 SIGNIFICANCE = 0.05  # a packed slowdown is "measurable" below this p-value
@@ -501,7 +502,7 @@ def slower_p_value(a: list[float], b: list[float]) -> float:
 
 
 def bars(rows, visibility, packed_cost, layouts) -> dict:
-    """The issue's acceptance bars, each with its numbers and met: True,
+    """The fidelity targets, each with its numbers and met: True,
     False, or None when this run did not measure what it needs."""
     layout = "padded" if "padded" in layouts else layouts[0]
     one = next((r for r in rows if r["layout"] == layout and r["cpus"] == 1 and r["strategy"] == "tlbstate"), None)

@@ -17,9 +17,11 @@ from percpu.strategies import STRATEGIES
 from percpu.workloads import WORKLOADS
 from percpu.workers.pool import MAX_CPUS, RunParams, run
 from percpu.machine.segment import SharedMemoryUnavailable
-from percpu.cli.render import render_run, verdict_line
-from percpu.cli.options import fault_list, flush_option, kernel_model, kernel_option, switch_cost_option, writable_file
-from percpu.cli.options import line_size as _line_size, positive_finite as _positive_finite
+from percpu.cli.render import render_run, trace_summary, verdict_line
+from percpu.cli.output import OutputError, write_text
+from percpu.cli.options import DEFAULT_FORK_RATE, fault_list, flush_option, kernel_model, kernel_option, same_file
+from percpu.cli.options import switch_cost_option, workload_reads, writable_file
+from percpu.cli.options import duration as check_duration, fork_rate as check_fork_rate, line_size as _line_size
 from percpu.cli.bench import bench_command
 from percpu.cli.sweep import sweep_command
 from percpu.cli.compare import compare_command
@@ -53,16 +55,16 @@ def run_command(
     strategy: Strategy = typer.Option("refcount", help="How lazily used mms are kept alive."),
     cpus: int = typer.Option(2, min=1, max=MAX_CPUS, help="Emulated CPUs (one pinned process each)."),
     workload: Workload = typer.Option("lazy-roundtrip", help="What the tasks do."),
-    duration: float = typer.Option(2.0, callback=_positive_finite, help="Seconds of measurement."),
+    duration: float = typer.Option(2.0, callback=check_duration, help="Seconds of measurement (at most a day)."),
     seed: int = typer.Option(1, min=0, help="Seed for the workload's choices."),
     kernel: str = kernel_option(),
     flush: str = flush_option(),
     tasks_per_cpu: int = typer.Option(1, min=1, max=16, help="context-switch workloads: tasks per CPU."),
     fork_rate: float = typer.Option(
-        200.0, callback=_positive_finite, help="fork-exit: processes forked per second per CPU."
+        DEFAULT_FORK_RATE, callback=check_fork_rate, help="fork-exit: processes forked per second per CPU."
     ),
     switch_cost_ns: int = switch_cost_option(),
-    line_size: int = typer.Option(128, callback=_line_size, help="Bytes per padded cache line."),
+    line_size: int = typer.Option(128, callback=_line_size, help="Bytes per padded cache line (64 to 4096)."),
     layout: Layout = typer.Option("padded", help="padded: records on their own lines; packed: false sharing."),
     faults: str = typer.Option(
         "none", callback=fault_list, help="Faults to inject: all, none, or a list of ipi-delay,stall,hotplug."
@@ -74,6 +76,10 @@ def run_command(
     ),
 ):
     """Run one emulation and print its result and verdict."""
+    workload_reads(workload.value, [tasks_per_cpu], fork_rate)
+    if out and trace and same_file(out, trace):
+        raise typer.BadParameter(f"--out and --trace both name {out}: one would overwrite the other",
+                                 param_hint="'--trace'")
     params = RunParams(
         strategy=strategy.value,
         workload=workload.value,
@@ -93,27 +99,42 @@ def run_command(
     kernel_model(kernel, flush)
     err = Console(stderr=True)
     try:
-        doc = run(params)
+        doc = run(params, on_startup=_report_startup)
     except SharedMemoryUnavailable as exc:
         err.print(f"percpu: error: {exc}", markup=False, highlight=False, soft_wrap=True)
         raise typer.Exit(2)
     except KeyboardInterrupt:
         err.print("percpu: interrupted; workers stopped, shared memory removed", markup=False, highlight=False)
         raise typer.Exit(130)
-    if trace:
-        with open(trace, "w") as f:
-            json.dump(doc.pop("trace"), f)
-    if out:
-        with open(out, "w") as f:
-            json.dump(doc, f, indent=2)
+    try:
+        if trace:
+            chrome = doc.pop("trace")
+            size = write_text(trace, json.dumps(chrome))
+            err.print(trace_summary(trace, size, chrome), markup=False, highlight=False, soft_wrap=True)
+        if out:
+            write_text(out, json.dumps(doc, indent=2))
+    except OutputError as exc:
+        err.print(f"percpu: error: {exc} (the run's verdict was {doc['verdict']})",
+                  markup=False, highlight=False, soft_wrap=True)
+        raise typer.Exit(2)
     if json_output:
         sys.stdout.write(json.dumps(doc, indent=2) + "\n")
         err.print(verdict_line(doc), markup=False, highlight=False, soft_wrap=True)
     else:
-        out = Console()
-        render_run(out, doc)
-        out.print(verdict_line(doc), markup=False, highlight=False, soft_wrap=True)
+        console = Console()
+        render_run(console, doc)
+        console.print(verdict_line(doc), markup=False, highlight=False, soft_wrap=True)
     raise typer.Exit(0 if doc["verdict"] == "SUCCESS" else 1)
+
+
+def _report_startup(forked: int, ready: int, total: int, elapsed_s: float, done: bool) -> None:
+    """Start-up progress on stderr (only when start-up takes over a second)."""
+    if done:
+        line = f"percpu: {total} CPUs started in {elapsed_s:.1f} s"
+    else:
+        line = f"percpu: starting {total} CPUs: {forked} forked, {ready} booted ({elapsed_s:.1f} s)"
+    sys.stderr.write(line + "\n")
+    sys.stderr.flush()
 
 
 @app.callback()

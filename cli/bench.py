@@ -1,6 +1,7 @@
 """`percpu bench`: the emulator's lazy round trip against a minimal Python loop
 and a native C reference, side by side (percpu.bench.roundtrip), with the
-overhead, contention visibility, packed-layout cost and the issue's bars.
+overhead, contention visibility, packed-layout cost and whether each
+fidelity target is met.
 
 Exit status: 0 when measured (whether or not the bars are met), 1 when a
 measurement failed, 2 on bad input or when the native reference cannot be
@@ -19,8 +20,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from percpu.bench.roundtrip import KINDS, LAYOUTS, SIGNIFICANCE, STRATEGIES, BenchError, NativeUnavailable, measure
-from percpu.cli.options import line_size as check_line_size, positive_finite, writable_file
+from percpu.cli.options import duration as check_duration, line_size as check_line_size, writable_file
 from percpu.cli.options import parse_counts
+from percpu.cli.output import OutputError, write_text
 from percpu.machine.segment import SharedMemoryUnavailable
 
 
@@ -69,7 +71,7 @@ def bench_command(
         "padded", callback=_layouts,
         help="padded: per-CPU records on their own lines; packed: end to end (false sharing); both: side by side."),
     line_size: int = typer.Option(128, callback=check_line_size, help="Bytes per padded cache line."),
-    duration: float = typer.Option(1.0, callback=positive_finite, help="Seconds per measurement."),
+    duration: float = typer.Option(1.0, callback=check_duration, help="Seconds per measurement."),
     repeat: int = typer.Option(5, min=1, help="Measurements of each cell, interleaved; medians over them."),
     out: str = typer.Option(None, callback=writable_file, help="Write the result document (JSON) here."),
 ):
@@ -100,9 +102,11 @@ def bench_command(
     console = Console()
     render_bench(console, doc)
     if out:
-        with open(out, "w") as f:
-            json.dump(doc, f, indent=1)
-            f.write("\n")
+        try:
+            write_text(out, json.dumps(doc, indent=1) + "\n")
+        except OutputError as exc:
+            err.print(f"percpu: error: {exc}", markup=False, highlight=False, soft_wrap=True)
+            raise typer.Exit(2)
         console.print(f"wrote {out}", markup=False, highlight=False, soft_wrap=True)
 
 
@@ -143,7 +147,7 @@ def render_bench(console: Console, doc: dict) -> None:
         console.print(table)
     for bar in doc["bars"].values():
         verdict = {True: "MET", False: "NOT MET", None: "not measured by this run"}[bar["met"]]
-        console.print(f"bar: {bar['bar']}: {verdict}{_bar_figures(bar)}", markup=False, highlight=False, soft_wrap=True)
+        console.print(f"target: {bar['bar']}: {verdict}{_bar_figures(bar)}", markup=False, highlight=False, soft_wrap=True)
 
 
 def _ns(value: float) -> str:

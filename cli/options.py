@@ -9,9 +9,15 @@ import typer
 
 from percpu.faults import FAULTS
 from percpu.linux.include_.linux.version import FLUSHES, KERNELS, kernel_for
+from percpu.workers.pool import RunParams
+from percpu.workloads import WORKLOADS
 
 
 MAX_SWITCH_COST_NS = 1_000_000  # a switch that costs more than 1 ms is no model of a machine
+MAX_DURATION_S = 86_400.0  # a day: a longer run is a typo, not a measurement
+DEFAULT_FORK_RATE = RunParams.fork_rate
+MAX_FORK_RATE = 1_000_000.0  # per second per CPU: one fork a microsecond, more than an emulated CPU can run
+MAX_LINE_SIZE = 4096  # a page: no cache has longer lines
 
 
 def switch_cost_option():
@@ -29,10 +35,34 @@ def positive_finite(value: float) -> float:
     return value
 
 
-def line_size(value: int) -> int:
-    if value < 64 or value & (value - 1):
-        raise typer.BadParameter(f"must be a power of two of at least 64 bytes, not {value}")
+def duration(value: float) -> float:
+    """Seconds: positive, finite, at most MAX_DURATION_S."""
+    positive_finite(value)
+    if value > MAX_DURATION_S:
+        raise typer.BadParameter(f"must be at most {MAX_DURATION_S:g} seconds (a day), not {value:g}")
     return value
+
+
+def fork_rate(value: float) -> float:
+    positive_finite(value)
+    if value > MAX_FORK_RATE:
+        raise typer.BadParameter(f"must be at most {MAX_FORK_RATE:g} forks per second per CPU, not {value:g}")
+    return value
+
+
+def line_size(value: int) -> int:
+    if value < 64 or value > MAX_LINE_SIZE or value & (value - 1):
+        raise typer.BadParameter(
+            f"must be a power of two from 64 to {MAX_LINE_SIZE} bytes, not {value}")
+    return value
+
+
+def same_file(a: str, b: str) -> bool:
+    """Do two output paths name one file (it may not exist yet)?"""
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return os.path.realpath(a) == os.path.realpath(b)
 
 
 def writable_file(value: str | None) -> str | None:
@@ -105,3 +135,16 @@ def kernel_model(kernel: str, flush: str) -> None:
         kernel_for(kernel, flush)
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="'--kernel'/'--flush'") from None
+
+
+def workload_reads(workload: str, tasks_per_cpu: list[int], fork_rate: float | None = None) -> None:
+    """An option the workload does not read is refused, not ignored
+    (fork_rate None: not an option of the command)."""
+    chosen = WORKLOADS[workload]
+    if tasks_per_cpu != [1] and not chosen.uses_tasks_per_cpu:
+        readers = ", ".join(w.name for w in WORKLOADS.values() if w.uses_tasks_per_cpu)
+        raise typer.BadParameter(f"the {workload} workload has one task per CPU; only {readers} take more",
+                                 param_hint="'--tasks-per-cpu'")
+    if fork_rate is not None and fork_rate != DEFAULT_FORK_RATE and not chosen.uses_fork_rate:
+        raise typer.BadParameter(f"the {workload} workload forks nothing (only fork-exit does)",
+                                 param_hint="'--fork-rate'")

@@ -3,6 +3,7 @@ with the linear-scaling line, and speedup over refcount vs CPUs. One panel
 per tasks-per-CPU value; error bars span the repeats (min to max)."""
 from __future__ import annotations
 
+import io
 import os
 
 import matplotlib
@@ -11,6 +12,7 @@ matplotlib.use("Agg")  # files only: no display needed (and sweep imports this m
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.ticker import EngFormatter, PercentFormatter  # noqa: E402
 
+from percpu.cli.output import write_bytes  # noqa: E402
 from percpu.cli.scaling import BASELINE, describe_machine, table_groups  # noqa: E402
 from percpu.strategies import STRATEGIES  # noqa: E402
 
@@ -53,11 +55,15 @@ def write_plots(cells: list[dict], machine: dict, op: str, out_dir: str) -> list
         fig.text(0.5, 0.01, f"one op = {op}; points: median over repeats (nudged sideways), bars: min to max",
                  ha="center", fontsize=8, color="dimgray")
         fig.tight_layout(rect=(0, 0.03, 1, 1))
-        for ext in ("png", "svg"):
-            path = os.path.join(out_dir, f"{name}.{ext}")
-            fig.savefig(path, dpi=120)
-            paths.append(path)
-        plt.close(fig)
+        try:
+            for ext in ("png", "svg"):
+                path = os.path.join(out_dir, f"{name}.{ext}")
+                image = io.BytesIO()
+                fig.savefig(image, format=ext, dpi=120)
+                write_bytes(path, image.getvalue())  # whole or not at all
+                paths.append(path)
+        finally:
+            plt.close(fig)
     return paths
 
 

@@ -20,6 +20,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import time
 import zlib
 from collections import Counter
 from dataclasses import dataclass, field
@@ -29,7 +30,8 @@ from xml.sax.saxutils import escape
 import typer
 
 import percpu
-from percpu.cli.options import positive_finite
+from percpu.cli.options import duration as check_duration
+from percpu.cli.output import OutputError, write_text
 from percpu.cli.render import verdict_line
 from percpu.strategies import STRATEGIES
 from percpu.workers.pool import MAX_CPUS
@@ -302,7 +304,7 @@ def profile_command(
     strategy: Strategy = typer.Option("refcount", help="How lazily used mms are kept alive."),
     cpus: int = typer.Option(2, min=1, max=MAX_CPUS, help="Emulated CPUs (one pinned process each)."),
     workload: Workload = typer.Option("lazy-roundtrip", help="What the tasks do."),
-    duration: float = typer.Option(2.0, callback=positive_finite, help="Seconds of measurement."),
+    duration: float = typer.Option(2.0, callback=check_duration, help="Seconds of measurement."),
     seed: int = typer.Option(1, min=0, help="Seed for the workload's choices."),
     native: bool = typer.Option(False, "--native", help="Also sample native frames (py-spy --native): the C atomics."),
     fmt: Format = typer.Option(
@@ -311,13 +313,17 @@ def profile_command(
     ),
     rate: int = typer.Option(250, min=1, max=10000, help="Samples per second per process."),
     top: int = typer.Option(15, min=1, help="Functions to list."),
-    out_dir: str = typer.Option("profiles", "--out-dir", help="Directory for the profile files."),
+    out_dir: str = typer.Option(
+        None, "--out-dir", show_default=False,
+        help="Directory for the profile files. [default: a new profile-TIME, so that no earlier profile is overwritten]",
+    ),
     py_spy: str = typer.Option(
         None, "--py-spy", envvar="PERCPU_PY_SPY",
         help="The py-spy executable (default: next to this Python, then on PATH).",
     ),
 ):
     """Profile one run with py-spy: write the profile and list where the CPU workers spend their samples."""
+    out_dir = out_dir or f"profile-{time.strftime('%Y%m%d-%H%M%S')}"
     if os.path.exists(out_dir) and not os.path.isdir(out_dir):
         raise typer.BadParameter(f"{out_dir} is not a directory", param_hint="--out-dir")
     try:
@@ -359,8 +365,11 @@ def profile_command(
         subtitle = (f"py-spy --subprocesses at {rate} Hz{', --native' if native else ''}: the {prof.samples} samples "
                     f"of the {len(prof.worker_samples)} CPU workers, merged, from cpu_main up; "
                     "blue = kernel-named; hover for samples")
-        with open(svg_path, "w") as f:
-            f.write(flamegraph_svg(prof.stacks, title, subtitle))
+        try:
+            write_text(svg_path, flamegraph_svg(prof.stacks, title, subtitle))
+        except OutputError as exc:
+            typer.echo(f"percpu: error: {exc}", err=True)
+            raise typer.Exit(2)
         written.insert(0, f"{svg_path} (flame graph)")
     for line in written:
         typer.echo(f"wrote {line}")

@@ -4,6 +4,8 @@ from __future__ import annotations
 from rich.console import Console
 from rich.table import Table
 
+from percpu.cli.output import size_text
+
 
 def _n(x, digits=0) -> str:
     if x is None:
@@ -15,6 +17,11 @@ def _param(value) -> str:
     if isinstance(value, (list, tuple)):
         return ",".join(map(str, value)) or "none"
     return str(value)
+
+
+def _width(percentiles: dict) -> str:
+    """The histogram's resolution: a percentile is its bucket's middle."""
+    return f"buckets {percentiles['bucket_width_pct']:g}% wide"
 
 
 def verdict_line(doc: dict) -> str:
@@ -45,14 +52,18 @@ def render_run(console: Console, doc: dict) -> None:
     rate.add_row(_n(r["min_cpu_ops_per_s"]), _n(r["max_cpu_ops_per_s"]), _n(r["total_ops_per_s"]), str(r["samples"]))
     console.print(rate)
 
+    if not doc["counters_reported"]:
+        console.print("The run was aborted before its CPUs reported: only the ops they published while running "
+                      "are known; every other counter is '-'.", markup=False, highlight=False)
     lat = doc["ns_per_op"]
     ops = t["ops"]
     summary = Table(title="Costs", title_justify="left", show_header=True)
     summary.add_column("measure")
     summary.add_column("value", justify="right")
-    summary.add_row("ns per op, p50 / p90 / p99 (per CPU)", " / ".join(_n(lat[k]) for k in ("p50", "p90", "p99")))
+    summary.add_row(f"ns per op, p50 / p90 / p99 (per CPU; {_width(lat)})",
+                    " / ".join(_n(lat[k]) for k in ("p50", "p90", "p99")))
     sw = doc["ns_per_switch"]
-    summary.add_row("ns per context switch, p50 / p90 / p99, mean (1 in 64 timed)",
+    summary.add_row(f"ns per context switch, p50 / p90 / p99, mean (1 in 64 timed; {_width(sw)})",
                     " / ".join(_n(sw[k]) for k in ("p50", "p90", "p99")) + f", {_n(sw['mean'])}")
     summary.add_row("ops", _n(ops))
     summary.add_row("context switches (lazy: user -> kernel thread)", f"{_n(t['switches'])} ({_n(t['lazy_switches'])})")
@@ -68,6 +79,13 @@ def render_run(console: Console, doc: dict) -> None:
     if t["forks"]:
         summary.add_row("processes forked", _n(t["forks"]))
     summary.add_row("lazy page-walk probes (the checker)", _n(t["probes"]))
+    blocking = doc["blocking"]
+    if m["oversubscribed"]:
+        share = blocking["halted_share"]
+        summary.add_row("oversubscribed: halts (share of CPU time asleep), woken by timeout",
+                        f"{_n(blocking['halts'])} ({'-' if share is None else f'{100 * share:.0f}%'}), "
+                        f"{_n(blocking['halt_timeouts'])}")
+        summary.add_row("oversubscribed: halted CPUs woken, core yields", f"{_n(blocking['kicks'])}, {_n(blocking['yields'])}")
     summary.add_row("violations", _n(doc["violation_count"]))
     summary.add_row("kernel WARN_ONs fired (not violations)", _n(len(doc.get("warnings") or [])))
     console.print(summary)
@@ -92,3 +110,15 @@ def render_run(console: Console, doc: dict) -> None:
                 where += f" (CPU {v['other_cpu']})"
             v_table.add_row(v["kind"], str(v.get("cpu", "")), mm, where)
         console.print(v_table)
+
+
+def trace_summary(path: str, size: int, chrome: dict) -> str:
+    """One line for stderr: where the trace went, its size, what the rings lost."""
+    lost = chrome["otherData"]["events_lost_to_ring_wrap"]
+    line = f"percpu: trace: wrote {path} ({size_text(size)}, {len(chrome['traceEvents']):,} events)"
+    losing = [n for n in lost if n]
+    if losing:
+        line += (f"; {sum(losing):,} older events lost to ring wrap on {len(losing)} of {len(lost)} CPUs "
+                 f"(up to {max(losing):,} on one; each CPU keeps its last {chrome['otherData']['ring_events']:,}: "
+                 f"trace a shorter run to see all)")
+    return line

@@ -17,6 +17,7 @@ Definitions (the README's "percpu sweep and percpu compare" says the same):
 from __future__ import annotations
 
 import json
+import math
 import os
 import statistics
 
@@ -190,7 +191,8 @@ class ResultFileError(ValueError):
 
 def load_result(path: str) -> dict:
     """A run document, or a sweep summary (a file, or a sweep's directory),
-    as {"kind", "path", "cells", "machine"}."""
+    as {"kind", "path", "cells", "machine"}; any file that is not one, or
+    is one with a field of the wrong kind, is a ResultFileError."""
     if os.path.isdir(path):
         path = os.path.join(path, "summary.json")
     try:
@@ -202,49 +204,140 @@ def load_result(path: str) -> dict:
         raise ResultFileError(f"{path}: cannot read: {exc}") from None
     except json.JSONDecodeError as exc:
         raise ResultFileError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
+    except RecursionError:
+        raise ResultFileError(f"{path}: not a percpu result (nested too deeply)") from None
     schema = doc.get("schema") if isinstance(doc, dict) else None
     try:
         if schema == RUN_SCHEMA:
+            _check_run(doc)
             return {"kind": "run", "path": path, "cells": summarize_runs([doc]), "machine": doc["machine"]}
         if schema == SWEEP_SCHEMA:
-            for cell in doc["cells"]:
-                cell_key(cell), cell["ops_per_s"]  # noqa: B018 -- fail here, not halfway through
+            _check(doc, "cells", list)
+            _check(doc, "machine", dict)
+            for i, cell in enumerate(doc["cells"]):
+                try:
+                    _check_cell(cell)
+                except _WrongField as exc:
+                    raise _WrongField(f"cell {i} holding {exc}") from None
             return {"kind": "sweep", "path": path, "cells": doc["cells"], "machine": doc["machine"]}
-    except (KeyError, TypeError) as exc:
+    except KeyError as exc:
         raise ResultFileError(f"{path}: a {schema} document missing {exc}") from None
-    raise ResultFileError(f"{path}: not a percpu result (schema {schema!r}; expected {RUN_SCHEMA} or {SWEEP_SCHEMA})")
+    except _WrongField as exc:
+        raise ResultFileError(f"{path}: a {schema} document with {exc}") from None
+    raise ResultFileError(f"{path}: not a percpu result (schema {schema!r:.60}; expected {RUN_SCHEMA} or "
+                          f"{SWEEP_SCHEMA})")
+
+
+class _WrongField(Exception):
+    pass
+
+
+_KINDS = {str: "a string", dict: "an object", list: "a list", int: "a positive integer", float: "a number >= 0",
+          bool: "true or false"}
+
+
+def _check(record, name: str, kind: type):
+    """record[name], which must be of `kind` (int: a positive integer;
+    float: a finite number >= 0); KeyError when missing, _WrongField when not."""
+    if not isinstance(record, dict):
+        raise _WrongField(f"{_short(record)} where an object with {name!r} belongs")
+    return _check_value(record[name], name, kind)
+
+
+def _check_value(value, name: str, kind: type):
+    if kind is int:
+        good = isinstance(value, int) and not isinstance(value, bool) and value >= 1
+    elif kind is float:
+        good = isinstance(value, (int, float)) and not isinstance(value, bool) and _finite(value) and value >= 0
+    else:
+        good = isinstance(value, kind)
+    if not good:
+        raise _WrongField(f"{name!r} = {_short(value)}, not {_KINDS[kind]}")
+    return value
+
+
+def _finite(value) -> bool:
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an integer no float can hold
+        return False
+
+
+def _short(value) -> str:
+    text = json.dumps(value)  # NaN and Infinity as JSON would have them
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _check_key(record: dict) -> None:
+    for name, kind in (("workload", str), ("tasks_per_cpu", int), ("cpus", int), ("strategy", str)):
+        _check(record, name, kind)
+
+
+def _check_run(doc: dict) -> None:
+    _check_key(_check(doc, "parameters", dict))
+    _check(_check(doc, "rate", dict), "total_ops_per_s", float)
+    _check(doc, "verdict", str)
+    _check(_check(doc, "machine", dict), "oversubscribed", bool)
+
+
+def _check_cell(cell) -> None:
+    _check_key(cell)
+    ops = _check(cell, "ops_per_s", list)
+    if not ops:
+        raise _WrongField("'ops_per_s' = [], not one number per repeat")
+    for i, value in enumerate(ops):
+        _check_value(value, f"ops_per_s[{i}]", float)
+    if "failed" in cell and cell["failed"] != 0:  # a sweep's count of failed repeats
+        _check(cell, "failed", int)
 
 
 def compare_cells(a_cells: list[dict], b_cells: list[dict]) -> tuple[list[dict], int, int]:
     """Per cell present in both: B's median throughput over A's, and whether
     the two ranges over repeats are disjoint (None: a side has one repeat, so
-    there is no spread to judge by). Returns (rows, only in A, only in B)."""
+    there is no spread to judge by). Cells match on (workload, tasks per
+    CPU, CPUs, strategy); then, where one cell of A and one of B are left
+    with the same (workload, tasks per CPU, CPUs), those two (two
+    strategies' runs or sweeps, compared). Returns (rows, only in A, only in B)."""
     a = {cell_key(c): c for c in a_cells}
     b = {cell_key(c): c for c in b_cells}
-    rows = []
-    for key in sorted(a.keys() & b.keys(), key=lambda k: _sort_key(a[k])):
-        ca, cb = a[key], b[key]
-        if min(len(ca["ops_per_s"]), len(cb["ops_per_s"])) < 2:
-            beyond = None
-        else:
-            beyond = min(cb["ops_per_s"]) > max(ca["ops_per_s"]) or max(cb["ops_per_s"]) < min(ca["ops_per_s"])
-        a_med, b_med = statistics.median(ca["ops_per_s"]), statistics.median(cb["ops_per_s"])
-        rows.append({
-            **dict(zip(KEY_FIELDS, key)),
-            "a_ops_per_s": a_med,
-            "b_ops_per_s": b_med,
-            "ratio": b_med / a_med if a_med else None,
-            "beyond_spread": beyond,
-            "failed": bool(ca.get("failed") or cb.get("failed")),
-        })
-    return rows, len(a.keys() - b.keys()), len(b.keys() - a.keys())
+    pairs = [(a[k], b[k]) for k in a.keys() & b.keys()]
+    left_a, left_b = {}, {}
+    for left, cells, other in ((left_a, a, b), (left_b, b, a)):
+        for key, cell in cells.items():
+            if key not in other:
+                left.setdefault(key[:3], []).append(cell)
+    for where in left_a.keys() & left_b.keys():
+        if len(left_a[where]) == len(left_b[where]) == 1:
+            pairs.append((left_a.pop(where)[0], left_b.pop(where)[0]))
+    rows = [_compare_pair(ca, cb) for ca, cb in sorted(pairs, key=lambda pair: _sort_key(pair[0]))]
+    return rows, sum(map(len, left_a.values())), sum(map(len, left_b.values()))
+
+
+def _compare_pair(ca: dict, cb: dict) -> dict:
+    if min(len(ca["ops_per_s"]), len(cb["ops_per_s"])) < 2:
+        beyond = None
+    else:
+        beyond = min(cb["ops_per_s"]) > max(ca["ops_per_s"]) or max(cb["ops_per_s"]) < min(ca["ops_per_s"])
+    a_med, b_med = statistics.median(ca["ops_per_s"]), statistics.median(cb["ops_per_s"])
+    return {
+        **dict(zip(KEY_FIELDS, cell_key(ca))),
+        "b_strategy": cb["strategy"],
+        "a_ops_per_s": a_med,
+        "b_ops_per_s": b_med,
+        "ratio": b_med / a_med if a_med else None,
+        "beyond_spread": beyond,
+        "failed": bool(ca.get("failed") or cb.get("failed")),
+    }
 
 
 def describe_machine(machine: dict) -> str:
-    cores = machine.get("usable_core_count") or len(machine.get("usable_cores") or []) or "?"
-    return (f"{machine.get('cpu_model') or 'unknown CPU'}, {cores} usable cores, "
-            f"host {machine.get('hostname', '?')}, Linux {machine.get('kernel', '?')}, "
-            f"Python {machine.get('python', '?')}")
+    cores = machine.get("usable_core_count")
+    if not isinstance(cores, int):
+        usable = machine.get("usable_cores")
+        cores = len(usable) if isinstance(usable, list) and usable else "?"
+    text = lambda name, default="?": str(machine.get(name) or default)[:80]  # noqa: E731
+    return (f"{text('cpu_model', 'unknown CPU')}, {cores} usable cores, host {text('hostname')}, "
+            f"Linux {text('kernel')}, Python {text('python')}")
 
 
 def output_console() -> Console:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import datetime
+import io
 import json
 import os
 import shlex
@@ -23,7 +24,9 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from percpu.cli.options import flush_option, kernel_model, kernel_option, parse_counts, positive_finite, switch_cost_option
+from percpu.cli.options import duration as check_duration, flush_option, kernel_model, kernel_option, parse_counts
+from percpu.cli.options import switch_cost_option, workload_reads
+from percpu.cli.output import OutputError, write_text
 from percpu.cli.scaling import (
     BASELINE,
     SWEEP_SCHEMA,
@@ -105,7 +108,7 @@ def sweep_command(
     workload: str = typer.Option("context-switch-threads", help=f"One of: {', '.join(WORKLOADS)}."),
     tasks_per_cpu: str = typer.Option("1", help="Tasks per CPU, a list: 2 models two pairs per core."),
     repeat: int = typer.Option(3, min=1, help="Runs of each cell, interleaved; medians and spreads over them."),
-    duration: float = typer.Option(2.0, callback=positive_finite, help="Seconds of measurement per run."),
+    duration: float = typer.Option(2.0, callback=check_duration, help="Seconds of measurement per run."),
     switch_cost_ns: int = switch_cost_option(),
     kernel: str = kernel_option(),
     flush: str = flush_option(),
@@ -118,6 +121,7 @@ def sweep_command(
     workload = _call(_workload, workload, "--workload")
     kernel_model(kernel, flush)
     model = {"switch_cost_ns": switch_cost_ns, "kernel": kernel, "flush": flush}  # every run's kernel model
+    workload_reads(workload, tasks_list)
     out_dir = _prepare_out(out, workload)
     err = Console(stderr=True)
 
@@ -140,6 +144,10 @@ def sweep_command(
         err.print(f"percpu: interrupted; the {exc.finished} finished runs are in {out_dir}/runs, no summary written",
                   markup=False, highlight=False)
         raise typer.Exit(130)
+    except _WriteFailed as exc:
+        err.print(f"percpu: error: {exc.cause}; the {exc.finished} runs before it are in {out_dir}/runs, "
+                  f"no summary written", markup=False, highlight=False, soft_wrap=True)
+        raise typer.Exit(2)
 
     cells = summarize_runs(docs)
     machine = {k: v for k, v in docs[0]["machine"].items() if k not in ("pinning", "oversubscription", "oversubscribed")}
@@ -166,10 +174,15 @@ def sweep_command(
         "warnings": warnings,
         "runs": files,
     }
-    _write_summary(out_dir, summary)
-    from percpu.cli.plots import write_plots  # matplotlib only when there is something to draw
+    try:
+        _write_summary(out_dir, summary)
+        from percpu.cli.plots import write_plots  # matplotlib only when there is something to draw
 
-    plots = write_plots(cells, machine, summary["op"], out_dir)
+        plots = write_plots(cells, machine, summary["op"], out_dir)
+    except OutputError as exc:
+        err.print(f"percpu: error: {exc}; the {len(files)} runs are in {out_dir}/runs",
+                  markup=False, highlight=False, soft_wrap=True)
+        raise typer.Exit(2)
 
     out_console = output_console()
     for workload_name, tasks in table_groups(cells):
@@ -184,6 +197,11 @@ def sweep_command(
 class _Interrupted(Exception):
     def __init__(self, finished: int):
         self.finished = finished
+
+
+class _WriteFailed(Exception):
+    def __init__(self, finished: int, cause: OutputError):
+        self.finished, self.cause = finished, cause
 
 
 def _run_matrix(matrix, workload: str, duration: float, model: dict, repeat: int, out_dir: str,
@@ -216,8 +234,10 @@ def _run_matrix(matrix, workload: str, duration: float, model: dict, repeat: int
                                    tasks_per_cpu=tasks, **model)
                 doc = run(params, progress=show_live_rate)
                 name = os.path.join("runs", f"{workload}-{strategy}-cpus{cpus}-tpc{tasks}-r{rep + 1}.json")
-                with open(os.path.join(out_dir, name), "w") as f:
-                    json.dump(doc, f, indent=1)
+                try:
+                    write_text(os.path.join(out_dir, name), json.dumps(doc, indent=1))
+                except OutputError as exc:
+                    raise _WriteFailed(len(docs), exc) from None
                 docs.append(doc)
                 files.append(name)
                 progress.advance(bar)
@@ -242,19 +262,18 @@ def _now() -> str:
 
 def _write_summary(out_dir: str, summary: dict) -> None:
     cells = summary["cells"]
-    with open(os.path.join(out_dir, "summary.json"), "w") as f:
-        json.dump(summary, f, indent=1)
-    with open(os.path.join(out_dir, "summary.csv"), "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=CSV_FIELDS, extrasaction="ignore")
-        writer.writeheader()
-        writer.writerows(cells)
+    write_text(os.path.join(out_dir, "summary.json"), json.dumps(summary, indent=1))
+    table = io.StringIO(newline="")
+    writer = csv.DictWriter(table, fieldnames=CSV_FIELDS, extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(cells)
+    write_text(os.path.join(out_dir, "summary.csv"), table.getvalue())
     parts = [f"Machine: {describe_machine(summary['machine'])}\n\n`{summary['command']}`\n"]
     for workload, tasks in table_groups(cells):
         header, rows = speedup_table(cells, workload, tasks)
         parts.append(f"\n{workload}, {tasks} task(s) per CPU: speedup over {BASELINE}\n\n"
                      + markdown_table(header, rows))
-    with open(os.path.join(out_dir, "table.md"), "w") as f:
-        f.write("".join(parts))
+    write_text(os.path.join(out_dir, "table.md"), "".join(parts))
 
 
 def _print_table(console: Console, cells, workload: str, tasks: int, repeat: int, machine: dict,

@@ -7,7 +7,8 @@ import os
 
 import typer
 
-from percpu.cli.options import fault_list, positive_finite, writable_file
+from percpu.cli.options import duration as check_duration, fault_list, writable_file
+from percpu.cli.output import OutputError, write_text
 from percpu.machine.segment import SharedMemoryUnavailable
 from percpu.strategies import SAFE_STRATEGIES, STRATEGIES
 from percpu.workers.pool import MAX_CPUS
@@ -42,17 +43,20 @@ def _stats_line(summary: dict, doc: dict) -> str:
 
 def torture_command(
     strategy: str = typer.Option("all", callback=_strategies, help="A strategy, or all the safe ones."),
-    duration: float = typer.Option(60.0, callback=positive_finite, help="Seconds in all."),
+    duration: float = typer.Option(60.0, callback=check_duration, help="Seconds in all."),
     cpus: int = typer.Option(0, min=0, max=MAX_CPUS, help="Emulated CPUs (0: one per usable core)."),
     seed: int = typer.Option(1, min=0, help="Seed for the rounds' choices and the fault schedules."),
     faults: str = typer.Option("all", callback=fault_list, help="all, none, or a list of ipi-delay,stall,hotplug."),
-    round_s: float = typer.Option(3.0, "--round", callback=positive_finite, help="Seconds per round."),
+    round_s: float = typer.Option(3.0, "--round", callback=check_duration, help="Seconds per round."),
     kill_after: float = typer.Option(
         0.0, min=0.0, help="Kill one worker outright after this many seconds (the run must then FAIL promptly)."
     ),
     out: str = typer.Option(None, callback=writable_file, help="Write the summary as JSON here."),
 ):
     """Rounds of random workloads with faults until the time is up or a round fails."""
+    if not kill_after < duration:  # nan included
+        raise typer.BadParameter(f"{kill_after:g} s is not before the end of the torture (--duration {duration:g}): "
+                                 f"no worker would be killed", param_hint="'--kill-after'")
     cpus = cpus or len(os.sched_getaffinity(0))
     params = TortureParams(strategies=strategy, duration=duration, cpus=cpus, seed=seed, faults=faults,
                            round_s=round_s, kill_after_s=kill_after)
@@ -71,7 +75,10 @@ def torture_command(
     if summary["failure_reasons"]:
         line += f" -- round {summary['failed_round']}: " + "; ".join(summary["failure_reasons"])
     if out:
-        with open(out, "w") as f:
-            json.dump({**summary, "parameters": vars(params)}, f, indent=2, default=list)
+        try:
+            write_text(out, json.dumps({**summary, "parameters": vars(params)}, indent=2, default=list))
+        except OutputError as exc:
+            typer.echo(f"percpu: error: {exc} (the torture's verdict was {summary['verdict']})", err=True)
+            raise typer.Exit(2)
     typer.echo(line)
     raise typer.Exit(0 if summary["verdict"] == "SUCCESS" else 1)

@@ -21,6 +21,8 @@ from percpu.machine.segment import SharedState
 class Workload(Quanta):
     name = ""
     op = ""  # what one op is, for the result's reader
+    uses_tasks_per_cpu = False  # which of the run's workload options it reads
+    uses_fork_rate = False
 
     def __init__(self, ncpus: int, seed: int, tasks_per_cpu: int = 1, fork_rate: float = 200.0):
         self.ncpus, self.seed, self.tasks_per_cpu, self.fork_rate = ncpus, seed, tasks_per_cpu, fork_rate
@@ -84,6 +86,7 @@ class ContextSwitchThreads(Workload):
     name = "context-switch-threads"
     op = "pipe ping-pong iteration of one task"
     one_process = True
+    uses_tasks_per_cpu = True
 
     def npairs(self):
         return max(1, -(-self.ncpus * self.tasks_per_cpu // 2))
@@ -118,7 +121,17 @@ class ContextSwitchThreads(Workload):
     def run_task(self, cpu, task):
         cpu.store(task.pipe, 1 - task.side)  # write to the partner, then block on read
         cpu.stats.ops += 1
+        if cpu.oversubscribed:
+            self.wake_partner(cpu, task)
         return self.wakeup(cpu)
+
+    def wake_partner(self, cpu, task) -> None:
+        """The pipe's wake-up of the reader, when its CPU may be halted: kick
+        the CPU its partner started on (task j's partner is j ^ 1). (A
+        partner that hotplug migrated wakes by its halt's timeout.)"""
+        partner_cpu = ((task.tid - self.ncpus) ^ 1) % self.ncpus
+        if partner_cpu != cpu.id:
+            cpu.kick(partner_cpu)
 
     def wakeup(self, cpu):
         for task in cpu.rq:
@@ -144,6 +157,7 @@ class ForkExit(Workload):
 
     name = "fork-exit"
     op = "user -> idle -> user round trip of a short-lived thread"
+    uses_fork_rate = True
     THREADS = 3
     LIFETIME = 10
     SLOTS_PER_CPU = 32
@@ -161,7 +175,7 @@ class ForkExit(Workload):
         super().attach(cpu, list(tasks))
         self.interval_ns = int(1e9 / self.fork_rate)
         self.rng = random.Random(self.seed * 100003 + cpu.id)
-        self.next_fork_ns = time.perf_counter_ns() + self.rng.randrange(self.interval_ns)
+        self.next_fork_ns = cpu.timer_ns = time.perf_counter_ns() + self.rng.randrange(self.interval_ns)
         self.others = [c for c in range(self.ncpus) if c != cpu.id]
 
     def run_task(self, cpu, task):
@@ -174,7 +188,7 @@ class ForkExit(Workload):
 
     def wakeup(self, cpu):
         if time.perf_counter_ns() >= self.next_fork_ns:
-            self.next_fork_ns += self.interval_ns
+            self.next_fork_ns = cpu.timer_ns = self.next_fork_ns + self.interval_ns  # a halt wakes for it
             self.fork(cpu)
         return next_in_turn(cpu)
 

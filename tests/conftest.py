@@ -1,4 +1,6 @@
 import os
+import shlex
+import shutil
 import subprocess
 import sys
 
@@ -92,3 +94,25 @@ def assert_safe_run(doc):
     assert doc["totals"]["ops"] > 0
     assert doc["teardown"]["count"] == expected_teardowns(doc) > 0
     assert_clean_end_state(doc)
+
+
+def on_a_full_disk(tmp_path, *args):
+    """Run `percpu ARGS` (each "{full}" in them replaced) where {full} is a
+    small tmpfs filled to the last byte, in a private mount namespace (needs
+    root and unshare); returns the result and what percpu left on it ("path
+    size" lines)."""
+    if shutil.which("unshare") is None or os.geteuid() != 0:
+        pytest.skip("needs root and unshare")
+    full = tmp_path / "full"
+    full.mkdir()
+    command = shlex.join([*percpu_command(), *(a.replace("{full}", str(full)) for a in args)])
+    marker = "--- left on the full disk ---"
+    where = shlex.quote(str(full))
+    script = (f"mount -t tmpfs -o size=64k tmpfs {where} || exit 99; cat /dev/zero > {where}/.filler 2>/dev/null; "
+              f"{command}; rc=$?; echo '{marker}'; "
+              f"find {where} -mindepth 1 -type f ! -name .filler -printf '%P %s\\n'; exit $rc")
+    r = subprocess.run(["unshare", "-m", "sh", "-c", script], capture_output=True, text=True, timeout=120)
+    if r.returncode == 99:
+        pytest.skip("cannot mount a tmpfs here")
+    r.stdout, _, left = r.stdout.partition(marker + "\n")
+    return r, sorted(left.splitlines())

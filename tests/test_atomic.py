@@ -6,7 +6,7 @@ import time
 import numpy as np
 import pytest
 
-from percpu.machine import _atomic
+from percpu.machine import _atomic, _futex
 from conftest import usable_cores
 
 ITERATIONS = 200_000
@@ -132,3 +132,37 @@ def test_bad_addresses_raise_instead_of_crashing():
         _atomic.fetch_add(0, 1)
     with pytest.raises(TypeError):
         _atomic.fetch_add(base)
+
+
+def test_futex_wait_returns_at_once_unless_the_word_holds_the_value():
+    buf, words, base = _shared_words()
+    words[4] = 1
+    assert _futex.futex_wait(base + 32, 0, 10_000_000_000) is True  # holds 1, not 0: no sleep at all
+    assert _futex.futex_wait(base + 32, 1, 1_000_000) is False  # holds 1: sleeps until the timeout
+    assert _futex.futex_wake(base + 32, 1) == 0  # nobody waits
+    before = _atomic.rmw_count()
+    _futex.futex_wake(base + 32, 1)
+    assert _atomic.rmw_count() == before  # the harness's, not a shared atomic of the kernel's
+
+
+def test_futex_wake_wakes_a_sleeper_in_another_process():
+    """Process 1 sleeps on a word (for up to 60 s); process 0 changes it and
+    wakes it. Process 1 then reports whether its wait ended by a wake-up."""
+    buf, words, base = _shared_words()
+    word, asleep, result = base + 128, base + 192, base + 200
+
+    def body(cpu):
+        if cpu == 1:
+            _atomic.store_release(asleep, 1)
+            woken = _futex.futex_wait(word, 0, 60_000_000_000)
+            _atomic.store_release(result, 1 if woken and _atomic.load_acquire(word) == 1 else 2)
+        else:
+            while not _atomic.load_acquire(asleep):
+                pass
+            time.sleep(0.05)  # let it reach the futex (were it not there yet, its wait would not start)
+            _atomic.store_release(word, 1)
+            while _futex.futex_wake(word, 1) == 0 and _atomic.load_acquire(result) == 0:
+                time.sleep(0.01)
+
+    _two_processes(body)
+    assert words[25] == 1

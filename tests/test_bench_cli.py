@@ -2,11 +2,16 @@
 a well-formed document; bad input is one line and exit 2. (Performance is
 measured by the benchmark, never asserted here.)"""
 import json
+import math
 import os
+import shlex
+import statistics
+import subprocess
+import sys
 
 import pytest
 
-from conftest import percpu_cli, usable_cores
+from conftest import percpu_cli, percpu_command, usable_cores
 from percpu.bench.roundtrip import KINDS, slower_p_value, summarize
 
 
@@ -16,7 +21,7 @@ def test_tiny_bench_run_prints_every_table_and_writes_the_document(tmp_path):
     r = percpu_cli("bench", "--cpus", ",".join(map(str, cpus)), "--strategies", "refcount,tlbstate",
                    "--layout", "both", "--duration", "0.05", "--repeat", "1", "--line-size", "64", "--out", str(out))
     assert r.returncode == 0, r.stderr
-    for words in ("ns per lazy round trip (padded)", "ns per lazy round trip (packed)", "False sharing", "bar: "):
+    for words in ("ns per lazy round trip (padded)", "ns per lazy round trip (packed)", "False sharing", "target: "):
         assert words in r.stdout
     doc = json.loads(out.read_text())
     assert doc["schema"] == "percpu.bench/1"
@@ -75,6 +80,8 @@ def test_packed_slowdown_needs_repeats_to_be_measurable():
         (["--strategies", "unsafe"], "refcount"),
         (["--layout", "diagonal"], "both"),
         (["--out", "/proc/version/bench.json"], "--out"),
+        (["--duration", "1e30"], "at most 86400"),
+        (["--line-size", "8192"], "from 64 to 4096"),
     ],
 )
 def test_bench_bad_input_is_one_line_and_exit_2(args, words):
@@ -84,6 +91,14 @@ def test_bench_bad_input_is_one_line_and_exit_2(args, words):
     assert len(lines) == 1 and lines[0].startswith("percpu: error:"), r.stderr
     assert words in lines[0]
     assert r.stdout == ""
+
+
+def test_out_on_a_full_device_is_one_line_and_exit_2():
+    r = percpu_cli("bench", "--cpus", "1", "--strategies", "tlbstate", "--duration", "0.05", "--repeat", "1",
+                   "--out", "/dev/full")
+    assert r.returncode == 2, (r.stdout, r.stderr)
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and "cannot write /dev/full: No space left on device" in lines[0], r.stderr
 
 
 def test_out_that_is_a_directory_is_refused(tmp_path):
@@ -97,3 +112,21 @@ def test_no_compiler_is_one_line_and_exit_2():
     assert r.returncode == 2, r.stderr
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and "C compiler" in lines[0] and "no-such-cc" in lines[0]
+
+
+def test_startup_benchmark_measures_each_count_and_how_start_up_grows(tmp_path):
+    out = tmp_path / "startup.json"
+    r = subprocess.run([sys.executable, "-m", "percpu.bench.startup", "--cpus", "1,3", "--repeat", "2",
+                        "--duration", "0.05", "--percpu", shlex.join(percpu_command()), "--out", str(out)],
+                       capture_output=True, text=True, timeout=120, cwd=tmp_path)  # not the source tree's percpu/
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(out.read_text())
+    assert [row["cpus"] for row in doc["rows"]] == [1, 3]
+    for row in doc["rows"]:
+        assert len(row["startup_samples"]) == len(row["wall_samples"]) == 2
+        assert row["startup_s"] == pytest.approx(statistics.median(row["startup_samples"]), abs=1e-3)
+        assert 0 < row["startup_s"] < row["wall_s"]
+    (growth,) = doc["startup_growth"]
+    low, high = doc["rows"]
+    assert growth["exponent"] == pytest.approx(math.log(high["startup_s"] / low["startup_s"]) / math.log(3), abs=0.01)
+    assert "load_average_before" in doc["machine"] and "grows as N^" in r.stdout

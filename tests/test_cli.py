@@ -2,13 +2,14 @@
 Ctrl-C and a killed worker, and nothing left in /dev/shm."""
 import json
 import os
+import re
 import signal
 import subprocess
 import time
 
 import pytest
 
-from conftest import percpu_cli, percpu_command
+from conftest import on_a_full_disk, percpu_cli, percpu_command
 from percpu.machine.segment import live_segments
 
 
@@ -63,20 +64,65 @@ def test_oversubscribed_run_says_so():
         (["--seed", "-1"], "--seed"),
         (["--line-size", "100"], "power of two"),
         (["--line-size", "32"], "power of two"),
+        (["--line-size", str(2 ** 62)], "from 64 to 4096"),  # once overflowed the segment's sizing
+        (["--duration", "1e30"], "at most 86400"),  # once ran forever
+        (["--fork-rate", "1e10", "--workload", "fork-exit"], "at most"),  # once crashed the workers
+        (["--fork-rate", "0", "--workload", "fork-exit"], "positive"),
+        (["--tasks-per-cpu", "2"], "one task per CPU"),  # lazy-roundtrip would ignore it
+        (["--tasks-per-cpu", "2", "--workload", "fork-exit"], "one task per CPU"),
+        (["--fork-rate", "300", "--workload", "context-switch-threads"], "forks nothing"),
+        (["--out", "same.json", "--trace", "same.json"], "one would overwrite the other"),
+        (["--out", "same.json", "--trace", "./same.json"], "one would overwrite the other"),
         (["--layout", "diagonal"], "padded"),
         (["--switch-cost-ns", "-1"], "--switch-cost-ns"),
         (["--switch-cost-ns", "1000001"], "--switch-cost-ns"),
         (["--no-such-option"], "no-such-option"),
     ],
 )
-def test_bad_input_is_one_line_and_exit_2(args, words):
-    r = percpu_cli("run", *args)
+def test_bad_input_is_one_line_and_exit_2(args, words, tmp_path):
+    r = percpu_cli("run", *args, cwd=tmp_path)
     assert r.returncode == 2, (r.stdout, r.stderr)
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1, r.stderr
     assert lines[0].startswith("percpu: error:")
     assert words in lines[0]
     assert "Traceback" not in r.stderr and r.stdout == ""
+    assert not list(tmp_path.iterdir())  # nothing written, not even an empty --out
+
+
+def test_the_options_a_workload_reads_are_accepted():
+    r = percpu_cli("run", "--workload", "context-switch-processes", "--tasks-per-cpu", "2", "--duration", "0.2")
+    assert r.returncode == 0, r.stderr
+    r = percpu_cli("run", "--workload", "fork-exit", "--fork-rate", "1000", "--duration", "0.2")
+    assert r.returncode == 0, r.stderr
+
+
+@pytest.mark.parametrize("option", ["--out", "--trace"])
+def test_an_output_on_a_full_device_is_one_line_and_exit_2(option):
+    r = percpu_cli("run", "--duration", "0.2", option, "/dev/full")
+    assert r.returncode == 2, (r.stdout, r.stderr)
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and "cannot write /dev/full: No space left on device" in lines[0], r.stderr
+    assert "verdict was SUCCESS" in lines[0]  # the run's outcome is not lost
+    assert "Traceback" not in r.stderr
+
+
+@pytest.mark.parametrize("option", ["--out", "--trace"])
+def test_an_output_on_a_full_disk_leaves_nothing_half_written(tmp_path, option):
+    r, left = on_a_full_disk(tmp_path, "run", "--duration", "0.2", option, "{full}/r.json")
+    assert r.returncode == 2, r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and "No space left on device" in lines[0] and "r.json" in lines[0], r.stderr
+    assert left == [], left  # no empty or truncated file, no temporary one
+
+
+def test_an_output_written_over_an_old_file_is_whole(tmp_path):
+    out = tmp_path / "r.json"
+    out.write_text("old")
+    r = percpu_cli("run", "--duration", "0.2", "--out", str(out))
+    assert r.returncode == 0, r.stderr
+    assert json.loads(out.read_text())["schema"] == "percpu.run/1"
+    assert [p.name for p in tmp_path.iterdir()] == ["r.json"]
 
 
 def _children(pid):
@@ -137,6 +183,9 @@ def test_killed_worker_fails_the_run_promptly_naming_the_cpu():
     verdict = out.strip().splitlines()[-1]
     assert verdict.startswith("FAILURE:")
     assert f"(pid {victim}) was killed by SIGKILL" in verdict
+    # the CPUs never reported: no row of zeros beside the throughput they had
+    assert "aborted before its CPUs reported" in out
+    assert re.search(r"│ ops\s+│\s+[1-9][\d,]* │", out), out
     assert not live_segments()
 
 
@@ -146,3 +195,17 @@ def _is_zombie_or_gone(pid):
             return f.read().split()[2] == "Z"
     except FileNotFoundError:
         return True
+
+
+def test_256_cpus_start_and_finish_and_a_long_start_up_shows_progress():
+    r = percpu_cli("run", "--cpus", "256", "--duration", "0.2", "--json", timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    doc = json.loads(r.stdout)
+    assert doc["verdict"] == "SUCCESS" and len(doc["per_cpu"]) == 256
+    progress = [line for line in r.stderr.splitlines() if line.startswith("percpu: starting 256 CPUs")]
+    if doc["startup_s"] > 1.2:  # longer than a second (and a report's slack): it said so as it went
+        assert progress and re.fullmatch(r"percpu: starting 256 CPUs: \d+ forked, \d+ booted \(\d+\.\d s\)",
+                                         progress[0])
+        assert f"percpu: 256 CPUs started in {doc['startup_s']:.1f} s" in r.stderr
+    else:
+        assert len(progress) <= 1, r.stderr

@@ -152,3 +152,25 @@ def test_sigterm_stops_the_profile_with_exit_130(tmp_path):
         pytest.skip(f"py-spy cannot attach on this machine: {err.strip()}")
     assert p.returncode == 130, out + err
     assert len(err.strip().splitlines()) == 1 and err.startswith("percpu: interrupted"), err
+
+
+def test_default_out_dir_is_new_so_no_earlier_profile_is_overwritten(tmp_path):
+    """From the clone's root the old default (profiles/) overwrote the committed reference profiles."""
+    _py_spy_or_skip()
+    kept = tmp_path / "profiles" / "refcount-lazy-roundtrip-2cpu.json"
+    kept.parent.mkdir()
+    kept.write_text("the committed reference")
+    r = percpu_cli("profile", "--duration", "0.3", "--rate", "100", cwd=tmp_path)
+    if r.returncode == 2 and "not permitted" in r.stderr:
+        pytest.skip(f"py-spy cannot attach on this machine: {r.stderr.strip()}")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert kept.read_text() == "the committed reference"
+    made = [p for p in tmp_path.iterdir() if p.name.startswith("profile-")]
+    assert len(made) == 1 and (made[0] / "refcount-lazy-roundtrip-2cpu.json").exists()
+    assert f"wrote {made[0].name}/refcount-lazy-roundtrip-2cpu.svg" in r.stdout
+
+
+def test_a_duration_over_a_day_is_bad_input():
+    r = percpu_cli("profile", "--duration", "1e30")
+    assert r.returncode == 2
+    assert len(r.stderr.strip().splitlines()) == 1 and "at most 86400" in r.stderr

@@ -4,20 +4,26 @@ VM), a tiny real sweep, the 16-core script at 2 CPUs, and bad input.
 
 Performance is never asserted: the speedups are recomputed here from the
 recorded throughputs, not compared with expected values."""
+import contextlib
 import copy
 import csv
+import io
 import json
 import os
 import re
 import signal
 import statistics
 import subprocess
+import sys
+import tempfile
 import time
 from pathlib import Path
+from unittest import mock
 
 import pytest
+from hypothesis import given, settings, strategies as st
 
-from conftest import percpu_cli, percpu_command
+from conftest import on_a_full_disk, percpu_cli, percpu_command
 from percpu.cli.scaling import (
     ResultFileError,
     compare_cells,
@@ -27,6 +33,7 @@ from percpu.cli.scaling import (
     summarize_runs,
     warnings_for,
 )
+from percpu.cli.app import main
 from percpu.strategies import SAFE_STRATEGIES
 from percpu.workers.pool import MAX_CPUS
 
@@ -267,11 +274,23 @@ def test_ctrl_c_keeps_finished_runs_and_leaves_nothing(tmp_path):
         (["--cpus", "1", "--switch-cost-ns", "x"], "--switch-cost-ns"),
         (["--strategies", "all"], "Missing option '--cpus'"),
         (["--cpus", "1", "--out", "/proc/percpu-sweep"], "cannot write"),
+        (["--cpus", "1", "--duration", "1e30"], "at most 86400"),
+        (["--cpus", "1", "--workload", "lazy-roundtrip", "--tasks-per-cpu", "1,2"], "one task per CPU"),
     ],
 )
 def test_sweep_bad_input_is_one_line_and_exit_2(args, words):
     r = percpu_cli("sweep", *args)
     _assert_usage_error(r, words)
+
+
+def test_sweep_on_a_full_disk_is_one_line_and_leaves_no_half_written_run(tmp_path):
+    r, left = on_a_full_disk(tmp_path, "sweep", "--strategies", "refcount", "--cpus", "1", "--repeat", "2",
+                             "--duration", "0.1", "--out", "{full}/sweep")
+    assert r.returncode == 2, r.stderr
+    errors = [line for line in r.stderr.splitlines() if line.startswith("percpu: error:")]
+    assert len(errors) == 1 and "No space left on device" in errors[0] and "runs before it" in errors[0], r.stderr
+    assert "Traceback" not in r.stderr
+    assert left == [], left  # the probe is gone, no truncated run file, no temporary one
 
 
 def test_sweep_refuses_an_out_that_is_a_file_or_not_empty(tmp_path):
@@ -310,3 +329,143 @@ def _assert_usage_error(r, words):
     assert len(lines) == 1, r.stderr
     assert lines[0].startswith("percpu: error:") and words in lines[0], lines[0]
     assert "Traceback" not in r.stderr and r.stdout == ""
+
+
+# -- two strategies, compared ----------------------------------------------------
+
+RUN_REFCOUNT = SWEEP_A / "runs" / "context-switch-threads-refcount-cpus2-tpc1-r1.json"  # as RUN_HAZARD, refcount
+
+
+def test_compare_two_strategies_runs_matches_the_cells_on_all_but_the_strategy():
+    r = percpu_cli("compare", str(RUN_REFCOUNT), str(RUN_HAZARD))
+    assert r.returncode == 0, r.stderr
+    a = json.loads(RUN_REFCOUNT.read_text())["rate"]["total_ops_per_s"]
+    b = json.loads(RUN_HAZARD.read_text())["rate"]["total_ops_per_s"]
+    row = next(line for line in r.stdout.splitlines() if line.startswith("│ context-switch-threads"))
+    assert re.search(r"│\s+2 │ refcount\s+│ hazard\s+│", row), row
+    assert f"{b / a:.3f}x" in row
+    assert "A strategy" in r.stdout and "B strategy" in r.stdout
+
+
+def _sweep_with(tmp_path, name, strategies):
+    summary = json.loads((SWEEP_A / "summary.json").read_text())
+    summary["cells"] = [c for c in summary["cells"] if c["strategy"] in strategies]
+    path = tmp_path / f"{name}.json"
+    path.write_text(json.dumps(summary))
+    return load_result(str(path))
+
+
+def test_two_strategies_sweeps_pair_the_same_strategy_first_then_the_other(tmp_path):
+    a = _sweep_with(tmp_path, "a", {"refcount", "hazard"})
+    b = _sweep_with(tmp_path, "b", {"refcount", "tlbstate"})
+    rows, only_a, only_b = compare_cells(a["cells"], b["cells"])
+    assert (only_a, only_b) == (0, 0)
+    assert sorted((r["cpus"], r["strategy"], r["b_strategy"]) for r in rows) == [
+        (1, "hazard", "tlbstate"), (1, "refcount", "refcount"), (2, "hazard", "tlbstate"), (2, "refcount", "refcount")]
+    for row in rows:
+        ca = next(c for c in a["cells"] if (c["cpus"], c["strategy"]) == (row["cpus"], row["strategy"]))
+        cb = next(c for c in b["cells"] if (c["cpus"], c["strategy"]) == (row["cpus"], row["b_strategy"]))
+        assert row["ratio"] == pytest.approx(statistics.median(cb["ops_per_s"]) / statistics.median(ca["ops_per_s"]))
+
+
+def test_leftover_cells_that_do_not_pair_one_to_one_are_counted_not_compared(tmp_path):
+    a = _sweep_with(tmp_path, "a", {"hazard", "tlbstate"})  # two left at each CPU count
+    b = _sweep_with(tmp_path, "b", {"refcount"})
+    rows, only_a, only_b = compare_cells(a["cells"], b["cells"])
+    assert (rows, only_a, only_b) == ([], 4, 2)
+
+
+@pytest.mark.parametrize("field, value, words", [
+    ("ops_per_s", ["many"], "cell 1 holding 'ops_per_s[0]' = \"many\", not a number"),
+    ("ops_per_s", [float("nan")], "NaN"),
+    ("ops_per_s", [1e400], "Infinity"),
+    ("ops_per_s", [10 ** 400], "not a number"),
+    ("ops_per_s", [], "one number per repeat"),
+    ("cpus", "two", "'cpus' = \"two\", not a positive integer"),
+    ("strategy", 7, "'strategy' = 7, not a string"),
+    ("failed", "yes", "'failed'"),
+])
+def test_compare_of_a_sweep_with_a_field_of_the_wrong_kind_is_one_line(tmp_path, field, value, words):
+    summary = json.loads((SWEEP_A / "summary.json").read_text())
+    summary["cells"][1][field] = value
+    (tmp_path / "summary.json").write_text(json.dumps(summary))
+    _assert_usage_error(percpu_cli("compare", str(tmp_path), str(SWEEP_A)), words)
+
+
+def test_compare_of_a_run_with_a_field_of_the_wrong_kind_is_one_line(tmp_path):
+    doc = json.loads(RUN_HAZARD.read_text())
+    doc["rate"]["total_ops_per_s"] = "fast"
+    (tmp_path / "run.json").write_text(json.dumps(doc))
+    _assert_usage_error(percpu_cli("compare", str(SWEEP_A), str(tmp_path / "run.json")), "'total_ops_per_s'")
+
+
+def _paths(value, prefix=()):
+    """Every path to a value inside a JSON document."""
+    yield prefix
+    if isinstance(value, dict):
+        for key, item in value.items():
+            yield from _paths(item, prefix + (key,))
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            yield from _paths(item, prefix + (i,))
+
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=5),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
+    max_leaves=6,
+)
+_ORIGINALS = {"run": json.loads(RUN_HAZARD.read_text()), "sweep": json.loads((SWEEP_A / "summary.json").read_text())}
+
+
+@st.composite
+def _corrupted(draw):
+    """A recorded run or sweep, with one value replaced or removed, or its text cut or changed."""
+    doc = copy.deepcopy(_ORIGINALS[draw(st.sampled_from(sorted(_ORIGINALS)))])
+    how = draw(st.sampled_from(["replace", "remove", "cut", "change a character"]))
+    if how in ("replace", "remove"):
+        path = draw(st.sampled_from(list(_paths(doc))[1:]))
+        parent = doc
+        for step in path[:-1]:
+            parent = parent[step]
+        if how == "replace":
+            parent[path[-1]] = draw(_JSON)
+        else:
+            del parent[path[-1]]
+        return json.dumps(doc)
+    text = json.dumps(doc)
+    at = draw(st.integers(0, len(text) - 1))
+    if how == "cut":
+        return text[:at]
+    return text[:at] + draw(st.characters()) + text[at + 1:]
+
+
+@settings(max_examples=150, deadline=None)
+@given(text=_corrupted(), corrupt_b=st.booleans())
+def test_compare_of_any_corrupted_result_file_is_a_table_or_one_line(text, corrupt_b):
+    with tempfile.TemporaryDirectory() as where:
+        corrupted = os.path.join(where, "corrupted.json")
+        with open(corrupted, "w", encoding="utf-8", errors="surrogatepass") as f:
+            f.write(text)
+        files = [str(SWEEP_A), corrupted] if corrupt_b else [corrupted, str(SWEEP_A)]
+        code, out, err = _percpu_in_process("compare", *files)
+    if code == 0:
+        assert "B / A, per cell" in out and err == ""
+    else:
+        assert code == 2, (code, err)
+        lines = err.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("percpu: error:"), err
+
+
+def _percpu_in_process(*args):
+    """`percpu ARGS` in this process (a subprocess per example would take
+    minutes): exit code, stdout, stderr. Any exception but SystemExit escapes."""
+    out, err = io.StringIO(), io.StringIO()
+    with mock.patch.object(sys, "argv", ["percpu", *args]), \
+            contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            main()
+            code = 0
+        except SystemExit as exc:
+            code = exc.code
+    return code, out.getvalue(), err.getvalue()

@@ -12,7 +12,7 @@ from percpu.faults import FAULTS
 from percpu.machine.segment import SEGMENT_PREFIX, live_segments
 from percpu.strategies import SAFE_STRATEGIES, STRATEGIES
 
-from conftest import _run, assert_safe_run, percpu_cli, percpu_command
+from conftest import _run, assert_safe_run, on_a_full_disk, percpu_cli, percpu_command
 
 FAULT_COUNTER = {"ipi-delay": "ipis_delayed", "stall": "stalls", "hotplug": "hotplugs"}
 
@@ -103,6 +103,11 @@ def test_torture_killed_worker_fails_promptly_naming_the_cpu():
         (["torture", "--cpus", "9999"], "--cpus"),
         (["torture", "--seed", "abc"], "--seed"),
         (["torture", "--out", "/proc/version"], "cannot write"),
+        (["torture", "--duration", "1e30"], "at most 86400"),
+        (["torture", "--round", "1e30"], "at most 86400"),
+        (["torture", "--duration", "10", "--kill-after", "10"], "no worker would be killed"),  # once: SUCCESS
+        (["torture", "--duration", "10", "--kill-after", "30"], "no worker would be killed"),
+        (["torture", "--kill-after", "inf"], "no worker would be killed"),
     ],
 )
 def test_hostile_input_is_one_line_and_exit_2(args, words):
@@ -111,6 +116,22 @@ def test_hostile_input_is_one_line_and_exit_2(args, words):
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("percpu: error:") and words in lines[0], r.stderr
     assert "Traceback" not in r.stderr
+
+
+def test_torture_out_on_a_full_device_is_one_line_and_exit_2():
+    r = percpu_cli("torture", "--duration", "1", "--round", "1", "--cpus", "2", "--out", "/dev/full")
+    assert r.returncode == 2, (r.stdout, r.stderr)
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and "cannot write /dev/full: No space left on device" in lines[0], r.stderr
+    assert "verdict was SUCCESS" in lines[0]
+
+
+def test_torture_out_on_a_full_disk_leaves_nothing(tmp_path):
+    r, left = on_a_full_disk(tmp_path, "torture", "--duration", "1", "--round", "1", "--cpus", "2",
+                             "--out", "{full}/torture.json")
+    assert r.returncode == 2, r.stderr
+    assert "No space left on device" in r.stderr and "Traceback" not in r.stderr
+    assert left == []
 
 
 def test_run_out_writes_the_document(tmp_path):

@@ -4,6 +4,7 @@ import json
 import numpy as np
 import pytest
 
+from percpu.cli.output import size_text
 from percpu.machine import tracing as trace
 
 from conftest import percpu_cli
@@ -119,3 +120,16 @@ def test_any_window_of_a_well_formed_event_stream_converts_to_nesting_slices(scr
     doc = trace.to_chrome_trace([kept], start_ns=0, pinning=[0], title="t", ipi_names=["f"],
                                 violation_kinds={}, lost=[cut])
     assert_valid_chrome_trace(doc, 1)
+
+
+def test_trace_says_on_stderr_where_it_went_its_size_and_what_the_rings_lost(tmp_path):
+    path = tmp_path / "trace.json"
+    r = percpu_cli("run", "--cpus", "2", "--duration", "0.5", "--trace", str(path), "--json")
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(path.read_text())
+    lost = doc["otherData"]["events_lost_to_ring_wrap"]
+    line = next(line for line in r.stderr.splitlines() if line.startswith("percpu: trace:"))
+    assert f"wrote {path} ({size_text(path.stat().st_size)}, {len(doc['traceEvents']):,} events)" in line
+    assert sum(lost) > 0  # half a second of lazy round trips is more than a ring holds
+    assert f"{sum(lost):,} older events lost to ring wrap on 2 of 2 CPUs" in line
+    assert f"each CPU keeps its last {doc['otherData']['ring_events']:,}" in line

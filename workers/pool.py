@@ -17,8 +17,9 @@ from dataclasses import asdict, dataclass
 from percpu.linux.include_.linux.version import kernel_for
 from percpu.linux.init.main import start_kernel
 from percpu.linux.kernel.smp import IPI_NAMES
-from percpu.machine import _atomic
+from percpu.machine import _atomic, _futex
 from percpu.machine.addresses import Addresses
+from percpu.machine.context import AWAKE
 from percpu.machine.checker import IPI_TIMEOUT, KIND_NAMES, check_end_state, final_state, recorded_violations
 from percpu.machine.segment import SharedState
 from percpu.machine.stats import COUNTERS, HIST_BUCKETS, HISTOGRAMS
@@ -68,13 +69,19 @@ def _raise_terminated(signum, frame):
     raise _Terminated()
 
 
-def run(params: RunParams, progress=None) -> dict:
-    """Run one emulation; returns the result document. `progress(doc)` is
-    called with the live sample list, if given."""
+STARTUP_QUIET_S = 1.0  # start-up this long says nothing; longer, it reports
+STARTUP_REPORT_EVERY_S = 0.5
+
+
+def run(params: RunParams, progress=None, on_startup=None) -> dict:
+    """Run one emulation; returns the result document. `progress(samples)`
+    is called with the live sample list, if given; `on_startup(forked,
+    ready, total, elapsed_s, done)` when start-up takes over
+    STARTUP_QUIET_S, every STARTUP_REPORT_EVERY_S and once at its end."""
     strategy = get_strategy(params.strategy)
     workload = WORKLOADS[params.workload](params.cpus, params.seed, params.tasks_per_cpu, params.fork_rate)
     usable = sorted(os.sched_getaffinity(0))
-    pinning = [usable[i % len(usable)] for i in range(params.cpus)]
+    pinning = pin_cpus(params.cpus, usable)
     state = new_state(params, workload)
     old_term = signal.signal(signal.SIGTERM, _raise_terminated)
     pids: dict[int, int] = {}
@@ -96,10 +103,13 @@ def run(params: RunParams, progress=None) -> dict:
             seed=params.seed,
             trace=params.trace,
         )
-        pids = _start_workers(setup)
+        startup = _Startup(params.cpus, on_startup)
+        _start_workers(setup, pids, startup)
         watch = _Watchdog(state, pids, params.stall_timeout_s)
-        samples, elapsed, aborted = _supervise(state, params, watch, progress)
-        doc = _collect(state, params, workload, pinning, usable, samples, elapsed, aborted)
+        aborted = _wait_for_boot(state, params, watch, startup)
+        samples, elapsed, counted_s, aborted = _supervise(state, params, watch, progress, aborted)
+        doc = _collect(state, params, workload, pinning, usable, samples, elapsed, counted_s, aborted)
+        doc["startup_s"] = round(startup.elapsed(), 3)
         return doc
     except (KeyboardInterrupt, _Terminated):
         _abort_workers(state, pids)
@@ -108,6 +118,19 @@ def run(params: RunParams, progress=None) -> dict:
         signal.signal(signal.SIGTERM, old_term)
         _kill_all(pids)
         state.close()
+
+
+def pin_cpus(ncpus: int, usable: list[int]) -> list[int]:
+    """The core each emulated CPU runs on: one core each, in turn, while
+    there are cores enough; more CPUs than cores, in contiguous blocks (CPU
+    i on core i * cores // ncpus), so that neighbours, which the
+    context-switch workloads make partners, share a core: the one that
+    wakes the other then sleeps and leaves it the core, where partners on
+    two cores wait on each other's wake-up across cores (an IPI, and on a
+    VM a halted virtual CPU's exit)."""
+    if ncpus <= len(usable):
+        return usable[:ncpus]
+    return [usable[i * len(usable) // ncpus] for i in range(ncpus)]
 
 
 def new_state(params: RunParams, workload) -> SharedState:
@@ -125,11 +148,39 @@ def new_state(params: RunParams, workload) -> SharedState:
     )
 
 
-def _start_workers(setup: WorkerSetup) -> dict[int, int]:
-    """Fork one process per CPU from this fully imported process."""
+class _Startup:
+    """Start-up progress, for runs whose start-up is long (many CPUs on few
+    cores): quiet for STARTUP_QUIET_S, then a report every
+    STARTUP_REPORT_EVERY_S and one at the end."""
+
+    def __init__(self, total: int, report):
+        self.total, self.report = total, report
+        self.start = time.monotonic()
+        self.next_report = self.start + STARTUP_QUIET_S
+        self.reported = False
+        self.end = None
+
+    def tick(self, forked: int, ready: int) -> None:
+        now = time.monotonic()
+        if self.report is not None and now >= self.next_report:
+            self.report(forked, ready, self.total, now - self.start, False)
+            self.next_report, self.reported = now + STARTUP_REPORT_EVERY_S, True
+
+    def finish(self) -> None:
+        self.end = time.monotonic()
+        if self.reported:
+            self.report(self.total, self.total, self.total, self.elapsed(), True)
+
+    def elapsed(self) -> float:
+        return (self.end or time.monotonic()) - self.start
+
+
+def _start_workers(setup: WorkerSetup, pids: dict[int, int], startup: _Startup) -> None:
+    """Fork one process per CPU from this fully imported process, into
+    `pids` as they start (so that an interrupted start-up kills those)."""
     sys.stdout.flush()
     sys.stderr.flush()
-    pids = {}
+    ready = setup.state.field(setup.state.control, "ready")
     for cpu_id in range(setup.state.ncpus):
         pid = os.fork()
         if pid == 0:  # the worker: never return into the coordinator's code
@@ -140,14 +191,15 @@ def _start_workers(setup: WorkerSetup) -> dict[int, int]:
                 sys.stderr.flush()
                 os._exit(code)
         pids[cpu_id] = pid
-    return pids
+        startup.tick(cpu_id + 1, int(ready[0]))
 
 
 class _Watchdog:
     """Notices dead, crashed and silent workers."""
 
     def __init__(self, state: SharedState, pids: dict[int, int], stall_timeout_s: float):
-        self.state, self.pids, self.stall_timeout_s = state, dict(pids), stall_timeout_s
+        # the run's own dict: a reaped worker leaves it, so nobody signals its pid again
+        self.state, self.pids, self.stall_timeout_s = state, pids, stall_timeout_s
         self.exit_codes: dict[int, int] = {}
         self.heartbeat = state.field(state.cpu, "heartbeat")
         self.last_beat = self.heartbeat.copy()
@@ -188,27 +240,47 @@ class _Watchdog:
 
 
 def _signal_all(state: SharedState, field: str) -> None:
-    """Set a control flag and interrupt every CPU so it sees it at once."""
+    """Set a control flag and interrupt every CPU so it sees it at once,
+    waking those asleep (halted, or at the start barrier)."""
     state.field(state.control, field)[0] = 1
     for cpu_id in range(state.ncpus):
         _atomic.fetch_add(state.addr(state.cpu, cpu_id, "ipi_pending"), 1)
+    _wake_all(state)
 
 
-def _supervise(state: SharedState, params: RunParams, watch: _Watchdog, progress):
+def _wake_all(state: SharedState) -> None:
+    halted = state.field(state.halt, "halted")
+    halted[:] = AWAKE
+    for cpu_id in range(state.ncpus):
+        _futex.futex_wake(state.addr(state.halt, cpu_id, "halted"), 1)
+    _futex.futex_wake(state.addr(state.control, 0, "phase"), state.ncpus)
+
+
+def _wait_for_boot(state: SharedState, params: RunParams, watch: _Watchdog, startup: _Startup) -> str | None:
+    """Wait until every CPU is at the start barrier; returns why the run
+    must abort, if it must."""
     ready = state.field(state.control, "ready")
-    ops = state.field(state.cpu, "ops")
-    boot_deadline = time.monotonic() + 30 + 0.2 * params.cpus
+    limit_s = 30 + 0.2 * params.cpus
+    deadline = time.monotonic() + limit_s
     aborted = None
-    while ready[0] < params.cpus and aborted is None:  # start barrier
+    while ready[0] < params.cpus and aborted is None:
         aborted = watch.reap()
-        if time.monotonic() > boot_deadline:
-            aborted = f"CPUs did not boot within {30 + 0.2 * params.cpus:g} s"
+        if time.monotonic() > deadline:
+            aborted = f"CPUs did not boot within {limit_s:g} s"
+        startup.tick(params.cpus, int(ready[0]))
         time.sleep(0.002)
+    startup.finish()
+    return aborted
+
+
+def _supervise(state: SharedState, params: RunParams, watch: _Watchdog, progress, aborted: str | None):
+    ops = state.field(state.cpu, "ops")
     samples: list[list[float]] = []
     start = time.monotonic()
     if aborted is None:
         state.field(state.control, "start_ns")[0] = time.monotonic_ns()
         state.field(state.control, "phase")[0] = PHASE_RUN
+        _futex.futex_wake(state.addr(state.control, 0, "phase"), params.cpus)
         start = time.monotonic()
         interval = min(1.0, max(0.05, params.duration / 10))
         next_sample, last_ops, last_t = start + interval, ops.copy(), start
@@ -243,7 +315,8 @@ def _supervise(state: SharedState, params: RunParams, watch: _Watchdog, progress
     if aborted is not None:
         _abort_workers(state, watch.pids)
         watch.reap()
-    return samples, elapsed, aborted
+    # the span the CPUs' counters cover: from the start to their exit
+    return samples, elapsed, time.monotonic() - start, aborted
 
 
 def _aborted_by_cpu(state: SharedState) -> str | None:
@@ -289,10 +362,15 @@ def _kill_all(pids: dict[int, int]) -> None:
             pass
 
 
-def _collect(state, params, workload, pinning, usable, samples, elapsed, aborted) -> dict:
+def _collect(state, params, workload, pinning, usable, samples, elapsed, counted_s, aborted) -> dict:
     stats = {name: state.field(state.stats, name) for name in COUNTERS}
+    published_ops = state.field(state.cpu, "ops")
+    # An aborted run's CPUs never reported: only the ops they published
+    # while running (at their heartbeats) are known.
     per_cpu = [
-        {"cpu": c, "core": pinning[c], **{name: int(stats[name][c]) for name in COUNTERS}}
+        {"cpu": c, "core": pinning[c],
+         **{name: int(stats[name][c]) if aborted is None else None for name in COUNTERS},
+         **({} if aborted is None else {"ops": int(published_ops[c])})}
         for c in range(params.cpus)
     ]
     hist = state.rows(state.hist)[:, : len(HISTOGRAMS) * HIST_BUCKETS].sum(axis=0)
@@ -306,8 +384,10 @@ def _collect(state, params, workload, pinning, usable, samples, elapsed, aborted
         machine=machine_info(pinning, usable),
         workload_op=workload.op,
         elapsed_s=elapsed,
+        counted_s=counted_s,
         samples=samples,
         per_cpu_counters=per_cpu,
+        counters_reported=aborted is None,
         op_hist=hists["hist"],
         switch_hist=hists["switch_hist"],
         teardown_hist=hists["teardown_hist"],
@@ -318,7 +398,7 @@ def _collect(state, params, workload, pinning, usable, samples, elapsed, aborted
     )
     doc["final_state"] = final_state(state)
     if params.trace:
-        written = [c["trace_written"] for c in per_cpu]
+        written = [c["trace_written"] or 0 for c in per_cpu]  # None: aborted, the CPUs never said
         doc["trace"] = to_chrome_trace(
             read_rings(state, written),
             start_ns=int(state.field(state.control, "start_ns")[0]),

@@ -9,7 +9,7 @@ import statistics
 import numpy as np
 
 from percpu import engine
-from percpu.machine.stats import COUNTERS, bucket_value
+from percpu.machine.stats import COUNTERS, HIST_BUCKET_WIDTH_PCT, bucket_value
 
 SCHEMA = "percpu.run/1"
 
@@ -40,16 +40,16 @@ def machine_info(pinning: list[int], usable_cores: list[int]) -> dict:
 
 
 def percentiles(hist, points=(50, 90, 99)) -> dict:
-    """Percentiles of a log-bucket histogram, as bucket midpoints in ns."""
+    """Percentiles of a log-bucket histogram, as bucket midpoints in ns,
+    with the buckets' width (the resolution)."""
     hist = np.asarray(hist)
     total = int(hist.sum())
-    if not total:
-        return {f"p{p}": None for p in points}
     cumulative = np.cumsum(hist)
     out = {}
     for p in points:
         bucket = int(np.searchsorted(cumulative, total * p / 100.0))
-        out[f"p{p}"] = round(bucket_value(bucket), 1)
+        out[f"p{p}"] = round(bucket_value(bucket), 1) if total else None
+    out["bucket_width_pct"] = HIST_BUCKET_WIDTH_PCT
     return out
 
 
@@ -68,9 +68,22 @@ def rate_summary(samples: list[list[float]]) -> dict:
     }
 
 
-def build_document(*, parameters, machine, workload_op, elapsed_s, samples, per_cpu_counters, op_hist,
-                   switch_hist, teardown_hist, violation_total, violations, end_state_problems, aborted) -> dict:
-    totals = {name: int(sum(c[name] for c in per_cpu_counters)) for name in COUNTERS}
+def _per(total, count, digits: int):
+    """total / count, rounded; None when either is unknown or count is 0."""
+    if total is None or not count:
+        return None
+    return round(total / count, digits)
+
+
+def build_document(*, parameters, machine, workload_op, elapsed_s, counted_s, samples, per_cpu_counters,
+                   counters_reported, op_hist, switch_hist, teardown_hist, violation_total, violations,
+                   end_state_problems, aborted) -> dict:
+    """The run document. `counters_reported` False (an aborted run: its CPUs
+    never reported) leaves every counter but the ops the CPUs published
+    while running as None, not 0. `counted_s`: the span the counters cover
+    (from the start of the run to the CPUs' exit)."""
+    totals = {name: None if any(c[name] is None for c in per_cpu_counters) else int(sum(c[name] for c in per_cpu_counters))
+              for name in COUNTERS}
     warnings = [v for v in violations if v["kind"] == "warn"]  # the kernel's own WARN_ONs: not violations
     problems = [v for v in violations if v["kind"] != "warn"] + list(end_state_problems)
     failure_reasons = []
@@ -84,6 +97,7 @@ def build_document(*, parameters, machine, workload_op, elapsed_s, samples, per_
         failure_reasons.append(f"end-of-run check: {len(end_state_problems)} problem(s): {', '.join(kinds)}")
     ops = totals["ops"]
     teardowns = totals["teardowns"]
+    cpu_ns = len(per_cpu_counters) * counted_s * 1e9
     return {
         "schema": SCHEMA,
         "engine": engine(),  # compiled or interpreted: the costs differ ~10x
@@ -96,22 +110,29 @@ def build_document(*, parameters, machine, workload_op, elapsed_s, samples, per_
         "op": workload_op,
         "rate": rate_summary(samples),
         "ns_per_op": percentiles(op_hist),
-        "ns_per_switch": {
-            **percentiles(switch_hist),
-            "mean": round(totals["timed_switch_ns"] / totals["timed_switches"], 1) if totals["timed_switches"] else None,
-        },
+        "ns_per_switch": {**percentiles(switch_hist), "mean": _per(totals["timed_switch_ns"], totals["timed_switches"], 1)},
+        "counters_reported": counters_reported,
         "totals": totals,
         "per_op": {
-            "shared_atomics": round(totals["shared_atomics"] / ops, 3) if ops else None,
-            "lazy_switches": round(totals["lazy_switches"] / ops, 3) if ops else None,
+            "shared_atomics": _per(totals["shared_atomics"], ops, 3),
+            "lazy_switches": _per(totals["lazy_switches"], ops, 3),
         },
         "teardown": {
             "count": teardowns,
             "ns": percentiles(teardown_hist),
-            "ipis_per_teardown": round(totals["teardown_ipis"] / teardowns, 3) if teardowns else None,
-            "wait_ns_per_teardown": round(totals["teardown_wait_ns"] / teardowns, 1) if teardowns else None,
-            "hazard_slots_scanned_per_teardown": round(totals["slots_scanned"] / teardowns, 3) if teardowns else None,
-            "fixups_per_teardown": round(totals["fixups"] / teardowns, 3) if teardowns else None,
+            "ipis_per_teardown": _per(totals["teardown_ipis"], teardowns, 3),
+            "wait_ns_per_teardown": _per(totals["teardown_wait_ns"], teardowns, 1),
+            "hazard_slots_scanned_per_teardown": _per(totals["slots_scanned"], teardowns, 3),
+            "fixups_per_teardown": _per(totals["fixups"], teardowns, 3),
+        },
+        # oversubscribed: how much the CPUs waited by leaving their core (machine/context.py);
+        # halted_share: of the CPUs' time from the start of the run to their exit
+        "blocking": {
+            "halts": totals["halts"],
+            "halted_share": _per(totals["halted_ns"], cpu_ns, 3),
+            "halt_timeouts": totals["halt_timeouts"],
+            "kicks": totals["kicks"],
+            "yields": totals["yields"],
         },
         "per_cpu": per_cpu_counters,
         "violation_count": violation_total + len(end_state_problems),

@@ -64,7 +64,7 @@ def torture(params: TortureParams, on_round=None) -> dict:
         summary["rounds"] += 1
         summary["per_strategy_rounds"][round_params.strategy] += 1
         for name in COUNTERS:
-            totals[name] += doc["totals"][name]
+            totals[name] += doc["totals"][name] or 0  # None: an aborted round's CPUs never reported
         totals["violations_found"] += doc["violation_count"]
         for key, pick in (("min_cpu_ops_per_s", min), ("max_cpu_ops_per_s", max)):
             value = doc["rate"][key]

@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import signal
 import sys
-import time
 import traceback
 from dataclasses import dataclass
 
@@ -20,7 +19,7 @@ from percpu.linux.include_.linux.sched import Task
 from percpu.linux.kernel.cpu import offline_at_end
 from percpu.linux.kernel.sched.core import SITE_IDLE_PROBE, boot_idle, exit_tasks, has_live_tasks, schedule_loop
 from percpu.linux.kernel.smp import flush_smp_call_function_queue
-from percpu.machine import tracing
+from percpu.machine import _futex, tracing
 from percpu.machine.addresses import Addresses
 from percpu.machine.context import CPU, Orphaned, RunAborted
 from percpu.machine.segment import NULL, SharedState
@@ -33,6 +32,7 @@ EXIT_ORPHANED = 4
 
 PHASE_BOOT = 0
 PHASE_RUN = 1
+BOOT_WAKE_NS = 200_000_000  # a CPU at the start barrier wakes this often: heartbeat, abort, orphan check
 
 
 @dataclass
@@ -94,10 +94,10 @@ def _run_cpu(setup: WorkerSetup, cpu: CPU) -> int:
 
     a_phase = state.addr(state.control, 0, "phase")
     cpu.fetch_add(state.addr(state.control, 0, "ready"), 1)
-    while cpu.load(a_phase) != PHASE_RUN:  # the start barrier
+    while cpu.load(a_phase) != PHASE_RUN:  # the start barrier: asleep until the coordinator wakes us all
         cpu.interrupt_point()
         cpu.heartbeat()
-        time.sleep(0.0002)
+        _futex.futex_wait(a_phase, PHASE_BOOT, BOOT_WAKE_NS)
     cpu.stats.reset()
     if setup.trace:
         cpu.trace_events = [tracing.task_begin(cpu, cpu.curr)]
@@ -120,8 +120,10 @@ def _run_cpu(setup: WorkerSetup, cpu: CPU) -> int:
 
 
 def _barrier(cpu: CPU, a_count: int, n: int, exit_late_tasks: bool = False) -> None:
-    """Arrive, then idle (servicing IPIs, probing) until every CPU arrived."""
-    cpu.fetch_add(a_count, 1)
+    """Arrive, then idle (servicing IPIs, probing) until every CPU arrived;
+    the last to arrive wakes the halted ones."""
+    if cpu.fetch_add(a_count, 1) + 1 >= n and cpu.oversubscribed:
+        cpu.kick_all()
     load = cpu.load
 
     def arrived():

@@ -1,5 +1,5 @@
 /*
- * percpu.machine._atomic: the only native code in percpu.
+ * percpu.machine._atomic: the atomics (percpu's other native code is _futex.c).
  *
  * Atomic operations on 64-bit words at raw integer addresses inside the
  * shared-memory segment (their bodies are atomics.h, shared with the native
@@ -16,40 +16,9 @@
 #include <stdint.h>
 
 #include "atomics.h"
+#include "_words.h"
 
 static unsigned long long rmw_ops;
-
-static inline int64_t *
-word_at(PyObject *arg)
-{
-    void *p = PyLong_AsVoidPtr(arg);
-    if (p == NULL) {
-        if (!PyErr_Occurred())
-            PyErr_SetString(PyExc_ValueError, "NULL address");
-        return NULL;
-    }
-    if ((uintptr_t)p & 7) {
-        PyErr_SetString(PyExc_ValueError, "address not 8-byte aligned");
-        return NULL;
-    }
-    return (int64_t *)p;
-}
-
-static inline int
-int64_arg(PyObject *arg, int64_t *out)
-{
-    long long v = PyLong_AsLongLong(arg);
-    if (v == -1 && PyErr_Occurred())
-        return -1;
-    *out = (int64_t)v;
-    return 0;
-}
-
-#define NARGS(n, name)                                                       \
-    if (nargs != (n)) {                                                      \
-        PyErr_Format(PyExc_TypeError, name "() takes %d arguments", (n));    \
-        return NULL;                                                         \
-    }
 
 #define RMW2(name, op)                                                       \
     static PyObject *name(PyObject *self, PyObject *const *args,             \

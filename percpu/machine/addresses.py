@@ -25,6 +25,8 @@ class Addresses:
         # every CPU's remotely visible fields, by CPU
         "cpu_loaded_mm", "cpu_is_lazy", "cpu_hazard", "cpu_lazy_mm", "cpu_mm_to_mmdrop", "cpu_ipi_pending",
         "cpu_heartbeat", "cpu_ops",
+        # harness: the word each CPU's process sleeps on when it halts
+        "cpu_halted",
         # tasks' active_mm, by task id (finish_cpu reads a dead CPU's idle task's)
         "task_active_mm",
         # each CPU's flush_tlb_info record
@@ -49,6 +51,7 @@ class Addresses:
          self.cpu_ipi_pending, self.cpu_heartbeat, self.cpu_ops) = (
             by_cpu(f) for f in ("loaded_mm", "is_lazy", "hazard", "lazy_mm", "mm_to_mmdrop", "ipi_pending",
                                 "heartbeat", "ops"))
+        self.cpu_halted = array("q", [s.addr(state.halt, c, "halted") for c in range(state.ncpus)])
         self.task_active_mm = array("q", [s.addr(state.task, t, "active_mm") for t in range(state.task.count)])
         self.flush_tlb_info = array("q", [s.addr(state.flush_info, c, "mm") for c in range(state.ncpus)])
         self.stop, self.abort, self.abort_cpu, self.records, self.violations, self.online_count = (
@@ -58,7 +61,15 @@ class Addresses:
         self.violation_stride = state.violation.stride
 
 
-def ipi_slot(state: SharedState, target: int, sender: int) -> tuple[int, int, int, int]:
-    """The (seq, func, arg, ack) addresses of the call slot `sender` uses to
-    call `target` (ipi record target * ncpus + sender, like a per-CPU csd)."""
-    return tuple(state.addr(state.ipi, target * state.ncpus + sender, f) for f in IPI_FIELDS)
+def ipi_slots(state: SharedState, cpu: int) -> tuple[list, list]:
+    """The call slots of `cpu`: those others use to call it (by sender) and
+    those it uses to call others (by target). A slot is the (seq, func, arg,
+    ack) addresses of ipi record target * ncpus + sender, like a per-CPU
+    csd. (Arithmetic, not `addr` per field: a CPU boots with 2 * ncpus slots.)"""
+    table, n = state.ipi, state.ncpus
+    record0 = state.addr(table, 0, IPI_FIELDS[0]) - table.offsets[IPI_FIELDS[0]]
+    seq, func, arg, ack = (table.offsets[f] for f in IPI_FIELDS)
+    starts_in = [record0 + (cpu * n + sender) * table.stride for sender in range(n)]
+    starts_out = [record0 + (target * n + cpu) * table.stride for target in range(n)]
+    return ([(a + seq, a + func, a + arg, a + ack) for a in starts_in],
+            [(a + seq, a + func, a + arg, a + ack) for a in starts_out])

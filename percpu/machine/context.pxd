@@ -18,8 +18,14 @@ from percpu.machine.atomics cimport percpu_xchg
 from percpu.machine.stats cimport Stats
 
 
+# the waits (spinning, idling, halting): Python methods, which the
+# interpreted explorer's CPU replaces (percpu/explore/machine.py)
+cdef class Waits:
+    pass
+
+
 @cython.final
-cdef class CPU:
+cdef class CPU(Waits):
     cdef public int64_t id, ncpus
     cdef public object state, strategy, workload
     cdef public Addresses mem
@@ -34,8 +40,9 @@ cdef class CPU:
     cdef public list mailbox
     cdef public int64_t mailbox_next
     cdef public object kernel, jiffies
-    cdef public int64_t switch_cost_ns
+    cdef public int64_t switch_cost_ns, timer_ns
     cdef public bint oversubscribed
+    cdef public int64_t a_halted
     cdef public object coordinator_pid
     cdef public int64_t ipi_timeout_ns, _heartbeat
     cdef public Stats stats

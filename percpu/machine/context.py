@@ -13,6 +13,15 @@ queue, the IPI queue, hotplug) is written only by this CPU (IPI handlers
 run on their target), so Python attributes mirror it exactly; the fields
 other CPUs read are written through to shared memory by the kernel code.
 Statistics live in `cpu.stats` (percpu/machine/stats.py).
+
+Waiting on a time-shared core: with more emulated CPUs than host cores
+(`oversubscribed`), a CPU that busy-polls takes the core from the CPU it waits
+for. So there, as a kernel blocks a waiter, a waiting CPU leaves the core:
+an idle CPU with nothing to run, or one waiting at a barrier, halts (its
+process sleeps on a futex until kicked, see `halt`), and a CPU spinning on
+another CPU (an IPI's ack, a hazard slot) kicks that CPU and yields its
+core to it. With a core per CPU nothing changes: they spin, as the kernel's
+CPUs do.
 """
 from __future__ import annotations
 
@@ -21,14 +30,19 @@ import time
 
 import cython
 
-from percpu.machine import _atomic, checker, tracing
-from percpu.machine.addresses import Addresses, ipi_slot
+from percpu.machine import _atomic, _futex, checker, tracing
+from percpu.machine.addresses import Addresses, ipi_slots
 from percpu.machine.segment import INIT_MM, MAILBOX_SLOTS, NULL, SharedState
 from percpu.machine.stats import Stats
 
 HOUSEKEEPING_EVERY = 1024  # scheduler-loop iterations between heartbeats
 SPINS_PER_CHECK = 64
 HZ = 1000  # jiffies per second (CONFIG_HZ_1000)
+AWAKE, HALTED = 0, 1  # a CPU's halted word (segment.HALT_LINES)
+# A halted CPU wakes at least this often, kicked or not: for its heartbeat
+# and to notice that its coordinator is gone.
+HALT_MAX_NS = 50_000_000
+BATCH_NS = 1_000_000  # a batch of HOUSEKEEPING_EVERY quanta without halts takes about this long
 # this module, and with it the engine, is compiled (percpu/__init__.py)
 COMPILED = cython.compiled
 # the atomics, by the names kernel code calls them, and their C functions
@@ -53,7 +67,117 @@ class Orphaned(Exception):
     """The coordinator is gone: stop at once (will-it-scale's orphan check)."""
 
 
-class CPU:
+class Waits:
+    """A CPU's waits (mixed into CPU; the explorer's CPU replaces the first
+    two): spinning on another CPU, idling until a condition, halting."""
+
+    __slots__ = ()
+
+    def spin_until(self, done, timeout_ns: int = 0, timeout_site: int = 0, target: int = -1) -> None:
+        """Spin until done() while servicing IPIs (else two CPUs IPI-ing each
+        other deadlock). With a timeout, a wait that never ends is reported as
+        the kernel's CSD-lock warning and aborts the run. Oversubscribed, it kicks
+        `target` (the CPU it waits for) and yields its core at every try."""
+        spins = 0
+        deadline = time.perf_counter_ns() + timeout_ns if timeout_ns else 0
+        blocking = self.oversubscribed
+        while not done():
+            if blocking and spins % SPINS_PER_CHECK == 0 and target >= 0:
+                self.kick(target)  # again now and then: it may have halted since
+            self.interrupt_point()
+            spins += 1
+            if blocking:
+                self.stats.yields += 1
+                os.sched_yield()
+            if spins % SPINS_PER_CHECK == 0:
+                self.heartbeat()
+                if deadline and time.perf_counter_ns() > deadline:
+                    checker.violation(self, checker.IPI_TIMEOUT, NULL, 0, timeout_site, target)
+                    self.abort_run()
+            elif not blocking:
+                self.cpu_relax()
+
+    def idle_until(self, done, site: int) -> None:
+        """Idle (lazily, the hardware walking loaded_mm) until done().
+        Oversubscribed, it halts between tries: whoever makes done() true
+        kicks it."""
+        spins = 0
+        while not done():
+            self.interrupt_point()
+            if self.is_lazy:
+                checker.probe(self, site)
+            spins += 1
+            if spins % SPINS_PER_CHECK == 0:
+                self.heartbeat()
+            elif self.oversubscribed:
+                self.halt()
+            else:
+                self.cpu_relax()
+
+    def share_core(self) -> None:
+        """Oversubscribed: let another CPU run on our core (fault injection's
+        offline spell)."""
+        if self.oversubscribed:
+            self.stats.yields += 1
+            os.sched_yield()
+
+    def halt(self) -> bool:
+        """Harness, as x86's hlt: sleep until an interrupt or a kick, or this
+        CPU's next timer.
+
+        Called by an idle CPU with nothing to run, it works in two steps so
+        that no wake-up is lost: the first call announces the halt (HALTED,
+        then a full barrier) and returns; the caller looks for work once
+        more (an idle quantum: the interrupt point, the run queue); the next
+        call sleeps unless someone cleared the word meanwhile (a waker makes
+        its change visible, then clears the word and wakes us: `kick`).
+
+        True when it slept, faults are injected and the batch of quanta has
+        lasted BATCH_NS: then the scheduler ends the batch, so that fault
+        injection (between batches, drawing about once per BATCH_NS) keeps
+        its pace. Not otherwise: housekeeping on the wake-up path delays the
+        woken CPU (measured: half the oversubscribed throughput)."""
+        a_halted = self.a_halted
+        if self.load(a_halted) != HALTED:
+            self.store(a_halted, HALTED)
+            self.smp_mb()
+            return False
+        start = time.perf_counter_ns()
+        timeout = HALT_MAX_NS
+        if self.timer_ns:
+            timeout = min(timeout, self.timer_ns - start)
+            if timeout <= 0:
+                return False  # the timer is due: the next idle quantum runs it
+        woken = _futex.futex_wait(a_halted, HALTED, timeout)
+        self.store(a_halted, AWAKE)
+        stats = self.stats
+        stats.halts += 1
+        stats.halted_ns += time.perf_counter_ns() - start
+        if not woken:
+            stats.halt_timeouts += 1
+            self.heartbeat()
+        return self.fault is not None and time.perf_counter_ns() - stats.batch_start_ns > BATCH_NS
+
+    def kick(self, other: int) -> None:
+        """Wake CPU `other` if it is halted. The full barrier first: the
+        change that gives it work (a store, an IPI) is visible before we look
+        at its halted word, as its halt announcement is before its last look
+        for work (`halt`)."""
+        a_halted = self.mem.cpu_halted[other]
+        self.smp_mb()
+        if self.load(a_halted) == HALTED:
+            self.store(a_halted, AWAKE)
+            _futex.futex_wake(a_halted, 1)
+            self.stats.kicks += 1
+
+    def kick_all(self) -> None:
+        """Wake every halted CPU (the last arrival at a barrier)."""
+        for other in range(self.ncpus):
+            if other != self.id:
+                self.kick(other)
+
+
+class CPU(Waits):
     # Slots, not a __dict__: attribute access on the hot path stays a fixed offset.
     __slots__ = (
         # who it is, the machine it is part of, what it runs
@@ -74,8 +198,10 @@ class CPU:
         # the kernel it runs (version, flush hardware: linux/include_/linux/version.py),
         # its clock, and the modelled cost of the rest of a switch
         "kernel", "jiffies", "switch_cost_ns",
+        # the next timer this CPU must wake up for when halted (0: none), as NO_HZ idle does
+        "timer_ns",
         # harness: watchdogs, statistics, the checker's memory, tracing, fault injection
-        "oversubscribed", "coordinator_pid", "ipi_timeout_ns", "_heartbeat",
+        "oversubscribed", "a_halted", "coordinator_pid", "ipi_timeout_ns", "_heartbeat",
         "stats", "reported", "trace_events", "fault",
     )
 
@@ -99,8 +225,7 @@ class CPU:
         # x86's CALL_FUNCTION_VECTOR: the kernel's handler (__flush_smp_call_function_queue)
         self.ipi_handler = ipi_handler
         self.ipi_seen = 0
-        self.ipi_in = [ipi_slot(state, cpu_id, sender) for sender in range(self.ncpus)]  # others call this CPU
-        self.ipi_out = [ipi_slot(state, target, cpu_id) for target in range(self.ncpus)]  # this CPU calls others
+        self.ipi_in, self.ipi_out = ipi_slots(state, cpu_id)  # others call this CPU; this CPU calls others
         self.ipi_in_acked, self.ipi_out_seq = [0] * self.ncpus, [0] * self.ncpus
         self.online, self.stopping, self.stop_seen, self.in_teardown = True, False, False, False
         self.mailbox = [state.addr(state.mailbox, cpu_id * MAILBOX_SLOTS + i, "tid") for i in range(MAILBOX_SLOTS)]
@@ -110,6 +235,8 @@ class CPU:
         # syscall), spent busy after each one: sets the lazy-mm work's share
         self.switch_cost_ns = switch_cost_ns
         self.oversubscribed, self.coordinator_pid = oversubscribed, coordinator_pid
+        self.a_halted = mem.cpu_halted[cpu_id]
+        self.timer_ns = 0
         self.ipi_timeout_ns = int(ipi_timeout_s * 1e9)
         self._heartbeat = 0
         self.stats = Stats()
@@ -145,45 +272,6 @@ class CPU:
             self.stop_seen = True  # once: the exit phase runs the loop again
             self.stopping = True
         self.ipi_handler(self)
-
-    # --- waiting --------------------------------------------------------------
-    def spin_until(self, done, timeout_ns: int = 0, timeout_site: int = 0, target: int = -1) -> None:
-        """Spin until done() while servicing IPIs (else two CPUs IPI-ing each
-        other deadlock). With a timeout, a wait that never ends is reported as
-        the kernel's CSD-lock warning and aborts the run."""
-        spins = 0
-        deadline = time.perf_counter_ns() + timeout_ns if timeout_ns else 0
-        while not done():
-            self.interrupt_point()
-            spins += 1
-            if spins % SPINS_PER_CHECK == 0:
-                self.heartbeat()
-                self.share_core()
-                if deadline and time.perf_counter_ns() > deadline:
-                    checker.violation(self, checker.IPI_TIMEOUT, NULL, 0, timeout_site, target)
-                    self.abort_run()
-            else:
-                self.cpu_relax()
-
-    def idle_until(self, done, site: int) -> None:
-        """Idle (lazily, the hardware walking loaded_mm) until done()."""
-        spins = 0
-        while not done():
-            self.interrupt_point()
-            if self.is_lazy:
-                checker.probe(self, site)
-            spins += 1
-            if spins % SPINS_PER_CHECK == 0:
-                self.heartbeat()
-                self.share_core()
-            else:
-                self.cpu_relax()
-
-    def share_core(self) -> None:
-        """Oversubscribed: let the CPU we wait for run on our core."""
-        if self.oversubscribed:
-            self.stats.yields += 1
-            os.sched_yield()
 
     @staticmethod
     def spend(ns: int) -> None:

@@ -105,6 +105,11 @@ CPU_LINES = (
     # written by the CPU itself, read by others (teardown scans) and the checker
     ("loaded_mm", "hazard", "lazy_mm", "heartbeat", "ops", "is_lazy"),
 )
+# Harness, not kernel state: set while a CPU's process sleeps on it (a futex;
+# oversubscribed runs only, machine/context.py's halt), cleared by whoever
+# wakes it. Its own line per CPU in both layouts, so the packed CPU table's
+# false sharing stays what it was.
+HALT_LINES = (("halted",),)
 TASK_LINES = (("mm", "active_mm", "cpu", "state"),)
 PIPE_LINES = (("turn",),)
 # A task on its way to another CPU (hotplug migration): each CPU writes its
@@ -150,13 +155,15 @@ class SharedState:
         self.flush_info = t("flush_info", ncpus, FLUSH_INFO_LINES)
         # one call slot per (target, sender), like the kernel's per-CPU csd
         self.ipi = t("ipi", ncpus * ncpus, IPI_LINES)
+        # after the kernel's tables (the explorer fingerprints control..ipi)
+        self.halt = _table("halt", ncpus, HALT_LINES, line_size, False)
         # private to each CPU: never padded per field, one block per CPU
         self.stats = _table("stats", ncpus, (counters,), line_size, False)
         self.hist = _table("hist", ncpus, ([f"b{i}" for i in range(hist_buckets)],), line_size, False)
         self.violation = _table("violation", VIOLATION_CAPACITY, (VIOLATION_FIELDS,), line_size, True)
         # per-CPU trace rings (percpu/trace.py), only when tracing
         self.trace = _table("trace", max(1, ncpus * trace_events_per_cpu), (("t", "kind", "a", "b"),), line_size, True)
-        tables = (self.control, self.mm, self.cpu, self.task, self.pipe, self.mailbox, self.flush_info, self.ipi,
+        tables = (self.control, self.mm, self.cpu, self.task, self.pipe, self.mailbox, self.flush_info, self.ipi, self.halt,
                   self.stats, self.hist, self.violation, self.trace)
         self._table_base: dict[str, int] = {}
         size = 0

@@ -35,10 +35,20 @@ COUNTERS = (
     "trace_written",
     "timed_switches",
     "timed_switch_ns",
+    # oversubscribed runs (machine/context.py): times the CPU's process slept
+    # (halted), ns it slept, halts that ended by their timeout (its next
+    # timer, or HALT_MAX_NS) rather than a kick, CPUs it woke from a halt
+    "halts",
+    "halted_ns",
+    "halt_timeouts",
+    "kicks",
 )
-# ns-per-op histogram: bucket b holds values in [2**(b/8), 2**((b+1)/8)).
-HIST_BUCKETS_PER_OCTAVE = 8
+# ns histograms: bucket b holds values in [2**(b/32), 2**((b+1)/32)), so a
+# percentile (the bucket's geometric middle) is within 1.1% of the value:
+# two runs that differ by more than that read differently.
+HIST_BUCKETS_PER_OCTAVE = 32
 HIST_BUCKETS = 40 * HIST_BUCKETS_PER_OCTAVE
+HIST_BUCKET_WIDTH_PCT = round(100 * (2 ** (1 / HIST_BUCKETS_PER_OCTAVE) - 1), 1)
 # Histograms each CPU keeps, in the shared hist table's order: ns per op (from
 # batches), ns per context switch (one switch in SWITCH_SAMPLE_EVERY timed),
 # ns per mm teardown.
@@ -51,7 +61,7 @@ COUNTED = tuple(name for name in COUNTERS if name != "shared_atomics")
 
 
 class Stats:
-    __slots__ = COUNTED + HISTOGRAMS + ("_rmw_base", "_batch_start_ns", "_batch_start_ops")
+    __slots__ = COUNTED + HISTOGRAMS + ("_rmw_base", "batch_start_ns", "_batch_start_ops")
 
     def __init__(self):
         self.reset()
@@ -63,7 +73,7 @@ class Stats:
         for name in HISTOGRAMS:
             setattr(self, name, [0] * HIST_BUCKETS)
         self._rmw_base = _atomic.rmw_count()
-        self._batch_start_ns, self._batch_start_ops = time.perf_counter_ns(), 0
+        self.batch_start_ns, self._batch_start_ops = time.perf_counter_ns(), 0
 
     def sample_batch(self) -> None:
         """One ns-per-op sample for the latency histogram, per batch of
@@ -71,8 +81,8 @@ class Stats:
         now = time.perf_counter_ns()
         ops = self.ops - self._batch_start_ops
         if ops:
-            record(self.hist, (now - self._batch_start_ns) / ops)
-        self._batch_start_ns, self._batch_start_ops = now, self.ops
+            record(self.hist, (now - self.batch_start_ns) / ops)
+        self.batch_start_ns, self._batch_start_ops = now, self.ops
 
     def values(self) -> dict[str, int]:
         values = {name: getattr(self, name) for name in COUNTED}

@@ -124,7 +124,8 @@ def to_chrome_trace(events_by_cpu, *, start_ns: int, pinning, title: str, ipi_na
     return {
         "traceEvents": out,
         "displayTimeUnit": "ns",
-        "otherData": {"title": title, "events_lost_to_ring_wrap": lost, "end_us": last_ts},
+        "otherData": {"title": title, "events_lost_to_ring_wrap": lost, "ring_events": TRACE_EVENTS_PER_CPU,
+                      "end_us": last_ts},
     }
 
 

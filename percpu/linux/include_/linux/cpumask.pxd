@@ -4,7 +4,7 @@ cimport cython
 
 from percpu.machine.context cimport CPU
 
-cdef int64_t BIT_63
+cdef int64_t BIT_63, ONE
 
 cdef inline int64_t _word(int64_t cpu_id) noexcept
 @cython.locals(b=int64_t)

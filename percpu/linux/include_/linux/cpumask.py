@@ -10,6 +10,8 @@ from percpu.machine.checker import deref, site
 
 SITE_CPUMASK = site("mm_cpumask(mm): mm_struct dereference")
 BIT_63 = -(1 << 63)  # the words are int64
+# compiled, an int64 (a bare `1 << b` in C shifts a 32-bit int: CPUs >= 32 lost their bits)
+ONE = 1
 
 
 def _word(cpu_id: int) -> int:
@@ -18,7 +20,7 @@ def _word(cpu_id: int) -> int:
 
 def _bit(cpu_id: int) -> int:
     b = cpu_id & 63
-    return (1 << b) if b < 63 else BIT_63
+    return (ONE << b) if b < 63 else BIT_63
 
 
 def _words(cpu, mm: int, site_id: int = SITE_CPUMASK) -> list[int]:

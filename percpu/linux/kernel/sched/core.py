@@ -100,6 +100,8 @@ def run_quanta(cpu, workload, count: int) -> None:
         else:
             next = workload.run_task(cpu, curr)
         if next is curr:
+            if next is idle and cpu.oversubscribed and cpu.halt():
+                break  # harness: nothing to run, it slept (the host's core went to others): the batch ends
             continue
 
         # context_switch(rq, prev, next)
