@@ -1,17 +1,17 @@
-"""ns per lazy round trip (user -> idle -> user), three ways side by side:
+"""ns per lazy round trip (user -> idle -> user), two ways side by side:
 
-  emulator  a real `percpu run --workload lazy-roundtrip` (forked, pinned workers)
-  minimal   a Python loop doing only the shared-memory operations of that round
-            trip (MINIMAL_OPS), with the project's atomics, on the same segment
-            layout, in processes forked and pinned alike
-  native    the same operations in C (native/roundtrip.c, compiled here with
-            the system compiler), forked and pinned alike, on a mapping laid
-            out the same way
+  emulator  a real `percpu run --workload lazy-roundtrip` (forked, pinned
+            workers), on the engine this process runs (percpu/__init__.py)
+  native    only the shared-memory operations of that round trip
+            (ROUND_TRIP_OPS) in C (native/roundtrip.c, compiled here with the
+            system compiler, the same inline atomics), forked and pinned
+            alike, on a mapping laid out the same way
 
 for each strategy, CPU count and layout, repeated and interleaved (the machine
 may be shared and noisy), reporting medians. From them:
 
-  overhead     emulator / minimal: the price of the emulator's Python logic
+  overhead     emulator / native: the price of the emulator itself (its
+               scheduler, checker and bookkeeping) over the cache lines
   visibility   refcount's slowdown from 1 CPU to N divided by tlbstate's: how
                much of the real contention a user of each gets to see
   packed cost  packed / padded: what false sharing costs
@@ -24,7 +24,6 @@ import contextlib
 import functools
 import importlib.resources
 import math
-import mmap
 import os
 import shutil
 import statistics
@@ -33,9 +32,7 @@ import tempfile
 import time
 from typing import Callable, NamedTuple
 
-import numpy as np
-
-from percpu.machine import _atomic
+from percpu import engine
 from percpu.workers.results import machine_info
 from percpu.machine.segment import SharedState
 from percpu.strategies import SAFE_STRATEGIES
@@ -44,22 +41,21 @@ from percpu.workloads import LazyRoundtrip
 
 SCHEMA = "percpu.bench/1"
 STRATEGIES = SAFE_STRATEGIES
-KINDS = ("emulator", "minimal", "native")
+KINDS = ("emulator", "native")
 LAYOUTS = ("padded", "packed")
 PROCESS_MM_SLOT = 1  # the lazy-roundtrip workload's process (slot 0 is init_mm)
 PROCESS_MM = (1 << 32) | PROCESS_MM_SLOT  # what the hooks store: gen 1, slot 1
 
 # The fidelity targets: what the emulator's numbers must come near (the
 # document's "bars").
-OVERHEAD_BAR = 2.0  # emulator / minimal, tlbstate at 1 CPU: at most
-VISIBILITY_BAR = 0.8  # emulator's visibility at 2 CPUs / minimal's: at least
+OVERHEAD_BAR = 4.0  # emulator / native, refcount and tlbstate at 1 CPU: at most
+VISIBILITY_BAR = 0.7  # emulator's visibility at 2 CPUs / native's: at least
 SIGNIFICANCE = 0.05  # a packed slowdown is "measurable" below this p-value
 
 # The shared-memory operations of one emulated lazy round trip, in order,
 # for the default kernel (Linux 6.18, IPI flushes; 6.12's round trip is the
 # same) (tests/test_bench_fidelity.py checks that the emulator does exactly
-# these, in this order, and that the minimal loops and the native reference
-# do what they say):
+# these, in this order, and that the native reference does what it says):
 #   user quantum: interrupt point                  load ipi_pending
 #   switch user -> idle: enter_lazy_tlb            store is_lazy
 #     mmgrab_lazy_tlb        refcount: load gen (checker), fetch_add mm_count
@@ -76,7 +72,7 @@ SIGNIFICANCE = 0.05  # a packed slowdown is "measurable" below this p-value
 _USER = [("load", "ipi_pending"), ("store", "is_lazy")]
 _IDLE = [("load", "ipi_pending"), ("load", "gen"), ("load", "freed_tables_gen"),
          ("store", "is_lazy"), ("smp_mb", ""), ("load", "gen"), ("load", "tlb_gen"), ("smp_mb", "")]
-MINIMAL_OPS = {
+ROUND_TRIP_OPS = {
     "refcount": [*_USER, ("load", "gen"), ("fetch_add", "mm_count"),
                  *_IDLE, ("load", "gen"), ("add_return", "mm_count")],
     "shootdown": [*_USER, ("smp_mb", ""),
@@ -90,17 +86,6 @@ MINIMAL_OPS = {
 }
 
 
-class Ops(NamedTuple):
-    """The atomics a round trip uses (the fidelity test substitutes recorders)."""
-
-    load: Callable
-    store: Callable
-    fetch_add: Callable
-    add_return: Callable
-    smp_mb: Callable
-
-
-ATOMICS = Ops(_atomic.load_acquire, _atomic.store_release, _atomic.fetch_add, _atomic.add_return, _atomic.smp_mb)
 CPU_FIELDS = ("ipi_pending", "is_lazy", "hazard", "lazy_mm", "mm_to_mmdrop")  # this CPU's record
 MM_FIELDS = ("gen", "tlb_gen", "mm_count", "freed_tables_gen")  # the process's mm_struct
 
@@ -117,120 +102,6 @@ class Fields(NamedTuple):
     tlb_gen: int
     mm_count: int
     freed_tables_gen: int
-
-
-# The minimal loops: n round trips each, MINIMAL_OPS in order, nothing else
-# (the functions and addresses are locals, as fast as CPython gets; the
-# values the loads return are ignored: the emulator's branches on them all
-# go one way in a lazy round trip).
-def minimal_refcount(n: int, ops: Ops, f: Fields) -> None:
-    load, store, fetch_add, add_return, smp_mb = ops
-    pending, is_lazy, gen, tlb_gen, mm_count, freed = f.ipi_pending, f.is_lazy, f.gen, f.tlb_gen, f.mm_count, f.freed_tables_gen
-    for _ in range(n):
-        load(pending)
-        store(is_lazy, 1)
-        load(gen)
-        fetch_add(mm_count, 1)
-        load(pending)
-        load(gen)
-        load(freed)
-        store(is_lazy, 0)
-        smp_mb()
-        load(gen)
-        load(tlb_gen)
-        smp_mb()
-        load(gen)
-        add_return(mm_count, -1)
-
-
-def minimal_shootdown(n: int, ops: Ops, f: Fields) -> None:
-    load, store, _, _, smp_mb = ops
-    pending, is_lazy, gen, tlb_gen, freed = f.ipi_pending, f.is_lazy, f.gen, f.tlb_gen, f.freed_tables_gen
-    for _ in range(n):
-        load(pending)
-        store(is_lazy, 1)
-        smp_mb()
-        load(pending)
-        load(gen)
-        load(freed)
-        store(is_lazy, 0)
-        smp_mb()
-        load(gen)
-        load(tlb_gen)
-        smp_mb()
-        smp_mb()
-
-
-def minimal_hazard(n: int, ops: Ops, f: Fields) -> None:
-    load, store, _, _, smp_mb = ops
-    pending, is_lazy, hazard, gen, tlb_gen, freed, mm = (
-        f.ipi_pending, f.is_lazy, f.hazard, f.gen, f.tlb_gen, f.freed_tables_gen, PROCESS_MM)
-    for _ in range(n):
-        load(pending)
-        store(is_lazy, 1)
-        smp_mb()
-        load(hazard)
-        store(hazard, mm)
-        load(pending)
-        load(gen)
-        load(freed)
-        store(is_lazy, 0)
-        smp_mb()
-        load(gen)
-        load(tlb_gen)
-        smp_mb()
-        smp_mb()
-        store(hazard, 0)
-
-
-def minimal_lazy_mm(n: int, ops: Ops, f: Fields) -> None:
-    load, store, _, _, smp_mb = ops
-    pending, is_lazy, lazy_mm, to_drop, gen, tlb_gen, freed, mm = (
-        f.ipi_pending, f.is_lazy, f.lazy_mm, f.mm_to_mmdrop, f.gen, f.tlb_gen, f.freed_tables_gen, PROCESS_MM)
-    for _ in range(n):
-        load(pending)
-        store(is_lazy, 1)
-        load(lazy_mm)
-        store(lazy_mm, mm)
-        smp_mb()
-        load(to_drop)
-        load(pending)
-        load(gen)
-        load(freed)
-        store(is_lazy, 0)
-        smp_mb()
-        load(gen)
-        load(tlb_gen)
-        smp_mb()
-        load(lazy_mm)
-        store(lazy_mm, 0)
-        load(to_drop)
-
-
-def minimal_tlbstate(n: int, ops: Ops, f: Fields) -> None:
-    load, store, _, _, smp_mb = ops
-    pending, is_lazy, gen, tlb_gen, freed = f.ipi_pending, f.is_lazy, f.gen, f.tlb_gen, f.freed_tables_gen
-    for _ in range(n):
-        load(pending)
-        store(is_lazy, 1)
-        smp_mb()
-        load(pending)
-        load(gen)
-        load(freed)
-        store(is_lazy, 0)
-        smp_mb()
-        load(gen)
-        load(tlb_gen)
-        smp_mb()
-
-
-MINIMAL_LOOPS = {
-    "refcount": minimal_refcount,
-    "shootdown": minimal_shootdown,
-    "hazard": minimal_hazard,
-    "lazy-mm": minimal_lazy_mm,
-    "tlbstate": minimal_tlbstate,
-}
 
 
 class BenchError(RuntimeError):
@@ -270,56 +141,13 @@ def ns_per_round_trip(counts: list[tuple[int, int]]) -> float:
     return len(counts) / sum(done / elapsed for done, elapsed in counts)
 
 
-# --- the three measurements -----------------------------------------------------
+# --- the two measurements -----------------------------------------------------
 def emulator_run(strategy: str, cpus: int, duration: float, layout: str = "padded", line_size: int = 128) -> float:
     doc = run(RunParams(strategy=strategy, workload="lazy-roundtrip", cpus=cpus, duration=duration,
                         layout=layout, line_size=line_size))
     if doc["verdict"] != "SUCCESS":
         raise BenchError(f"emulator run of {strategy} on {cpus} CPUs failed: {'; '.join(doc['failure_reasons'])}")
     return cpus * 1e9 / doc["rate"]["total_ops_per_s"]
-
-
-def minimal_run(strategy: str, cpus: int, duration: float, layout: str = "padded", line_size: int = 128) -> float:
-    """The minimal loop in `cpus` forked processes pinned like the workers."""
-    state = emulator_segment(cpus, layout, line_size)
-    a_go, a_ready = state.addr(state.control, 0, "phase"), state.addr(state.control, 0, "ready")
-    loop = MINIMAL_LOOPS[strategy]
-    results_map = mmap.mmap(-1, 16 * cpus)  # per CPU: round trips, elapsed ns
-    results = np.frombuffer(results_map, dtype=np.int64)
-    pids = []
-    for cpu, core in enumerate(pinning(cpus)):
-        pid = os.fork()
-        if pid == 0:
-            code = 1
-            try:
-                os.sched_setaffinity(0, {core})
-                fields = round_trip_fields(state, cpu)
-                _atomic.fetch_add(a_ready, 1)
-                while not _atomic.load_acquire(a_go):
-                    pass
-                batch, done, start = 2000, 0, time.perf_counter_ns()
-                limit = start + int(duration * 1e9)
-                while (now := time.perf_counter_ns()) < limit or not done:
-                    loop(batch, ATOMICS, fields)
-                    done += batch
-                results[2 * cpu], results[2 * cpu + 1] = done, now - start
-                code = 0
-            finally:
-                os._exit(code)
-        pids.append(pid)
-    try:
-        while _atomic.load_acquire(a_ready) < cpus:
-            time.sleep(0.001)
-        _atomic.store_release(a_go, 1)
-    finally:
-        failed = [pid for pid in pids if os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) != 0]
-    counts = [(int(results[2 * c]), int(results[2 * c + 1])) for c in range(cpus)]
-    del results
-    results_map.close()
-    state.close()
-    if failed:
-        raise BenchError(f"a minimal-loop process of {strategy} on {cpus} CPUs failed")
-    return ns_per_round_trip(counts)
 
 
 def native_source():
@@ -395,7 +223,7 @@ def native_run(exe: str, strategy: str, cpus: int, duration: float, layout: str 
 # --- the benchmark ---------------------------------------------------------------
 def measure(strategies, cpu_counts, layouts, duration: float, repeat: int, line_size: int = 128,
             progress: Callable[[int, int, str], None] | None = None) -> dict:
-    """Every (layout, CPUs, strategy) three ways, `repeat` times, interleaved
+    """Every (layout, CPUs, strategy) both ways, `repeat` times, interleaved
     (a noisy stretch then hits every column alike); returns the document."""
     strategies = [s for s in STRATEGIES if s in strategies]
     samples: dict[tuple[str, int, str, str], list[float]] = {}
@@ -405,7 +233,6 @@ def measure(strategies, cpu_counts, layouts, duration: float, repeat: int, line_
     with native_reference() as exe:
         runners = {
             "emulator": emulator_run,
-            "minimal": minimal_run,
             "native": lambda *args: native_run(exe, *args),
         }
         for rep in range(repeat):
@@ -425,6 +252,7 @@ def measure(strategies, cpu_counts, layouts, duration: float, repeat: int, line_
         "schema": SCHEMA,
         "when": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started)),
         "wall_s": round(time.time() - started, 1),
+        "engine": engine(),  # the emulator's
         "machine": {**machine_info(pinning(max(cpu_counts)), usable), "compiler": compiler_version(),
                     # 1, 5, 15 min: others' load on the machine makes the figures noisy
                     "load_average_before": [round(x, 2) for x in load_before],
@@ -449,7 +277,7 @@ def summarize(samples: dict, strategies, cpu_counts, layouts) -> dict:
                     v = samples[(layout, cpus, s, kind)]
                     row[f"{kind}_ns"] = round(med[(layout, cpus, s, kind)], 2)
                     row[f"{kind}_spread_pct"] = round(100 * (max(v) - min(v)) / statistics.median(v), 1)
-                row["overhead"] = round(row["emulator_ns"] / row["minimal_ns"], 2)
+                row["overhead"] = round(row["emulator_ns"] / row["native_ns"], 2)
                 rows.append(row)
 
     base = min(cpu_counts)
@@ -505,15 +333,16 @@ def bars(rows, visibility, packed_cost, layouts) -> dict:
     """The fidelity targets, each with its numbers and met: True,
     False, or None when this run did not measure what it needs."""
     layout = "padded" if "padded" in layouts else layouts[0]
-    one = next((r for r in rows if r["layout"] == layout and r["cpus"] == 1 and r["strategy"] == "tlbstate"), None)
-    overhead = {"bar": f"emulator's tlbstate round trip at 1 CPU within {OVERHEAD_BAR:g}x of the minimal loop",
-                "layout": layout, "overhead": one and one["overhead"],
-                "met": None if one is None else one["overhead"] <= OVERHEAD_BAR}
+    ones = {r["strategy"]: r["overhead"] for r in rows if r["layout"] == layout and r["cpus"] == 1
+            and r["strategy"] in ("refcount", "tlbstate")}
+    overhead = {"bar": f"emulator's refcount and tlbstate round trips at 1 CPU within {OVERHEAD_BAR:g}x of native",
+                "layout": layout, "overhead": ones or None,
+                "met": all(o <= OVERHEAD_BAR for o in ones.values()) if ones else None}
     two = next((v for v in visibility if v["layout"] == layout and v["from_cpus"] == 1 and v["cpus"] == 2), None)
-    ratio = two and two["emulator"]["visibility"] / two["minimal"]["visibility"]
-    seen = {"bar": f"emulator's contention visibility at 2 CPUs at least {VISIBILITY_BAR:.0%} of the minimal loop's",
+    ratio = two and two["emulator"]["visibility"] / two["native"]["visibility"]
+    seen = {"bar": f"emulator's contention visibility at 2 CPUs at least {VISIBILITY_BAR:g} of native's",
             "layout": layout, "emulator": two and two["emulator"]["visibility"],
-            "minimal": two and two["minimal"]["visibility"], "native": two and two["native"]["visibility"],
+            "native": two and two["native"]["visibility"],
             "ratio": ratio and round(ratio, 3), "met": None if two is None else ratio >= VISIBILITY_BAR}
     tlb = [p for p in packed_cost if p["strategy"] == "tlbstate" and p["cpus"] >= 2]
     packed = {"bar": "packed layout: a measurable slowdown of tlbstate at 2+ CPUs against padded "

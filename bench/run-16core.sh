@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# `percpu bench` on a 16-core machine, in one go: emulator, minimal Python loop
-# and native C reference for every safe strategy at 1, 2, 4, 8 and 16 CPUs,
+# `percpu bench` on a 16-core machine, in one go: the emulator and the native
+# C reference for every safe strategy at 1, 2, 4, 8 and 16 CPUs,
 # padded and packed side by side, median of 5 interleaved 1 s measurements
 # (about 15 minutes), written to bench/results/bench-16core.json.
 #

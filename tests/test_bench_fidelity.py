@@ -1,6 +1,6 @@
-"""The benchmark's minimal loops and native reference do exactly the
-shared-memory operations of the emulator's lazy round trip: otherwise its
-overhead and visibility figures would lie."""
+"""The benchmark's native reference does exactly the shared-memory
+operations of the emulator's lazy round trip: otherwise its overhead and
+visibility figures would lie."""
 import subprocess
 
 import pytest
@@ -34,7 +34,7 @@ def _per_round_trip(log, round_trips):
 
 
 def test_every_safe_strategy_is_benchmarked():
-    assert set(bench.MINIMAL_OPS) == set(bench.MINIMAL_LOOPS) == set(SAFE_STRATEGIES) == set(bench.STRATEGIES)
+    assert set(bench.ROUND_TRIP_OPS) == set(SAFE_STRATEGIES) == set(bench.STRATEGIES)
 
 
 class CountedRoundTrips(LazyRoundtrip):
@@ -52,7 +52,7 @@ class CountedRoundTrips(LazyRoundtrip):
 
 
 @pytest.mark.parametrize("strategy", SAFE_STRATEGIES)
-def test_emulator_round_trip_does_exactly_the_minimal_ops(strategy):
+def test_emulator_round_trip_does_exactly_the_round_trip_ops(strategy):
     """Whichever engine runs (tests/test_engine.py runs this file compiled)."""
     workload = CountedRoundTrips(1, 1)
     state = SharedState(ncpus=1, nmm=workload.nmm(), ntasks=workload.ntasks(), npipes=0,
@@ -67,22 +67,10 @@ def test_emulator_round_trip_does_exactly_the_minimal_ops(strategy):
     names = _field_names(state)
     log = [(op, "" if op == "smp_mb" else names.get(addr, hex(addr))) for op, addr in cpu.op_log]
     # recording starts inside the first user quantum, after its interrupt
-    # point: each recorded trip is MINIMAL_OPS with that load moved to the end
-    ops = bench.MINIMAL_OPS[strategy]
+    # point: each recorded trip is ROUND_TRIP_OPS with that load moved to the end
+    ops = bench.ROUND_TRIP_OPS[strategy]
     assert _per_round_trip(log, CountedRoundTrips.ROUND_TRIPS) == [ops[1:] + ops[:1]] * CountedRoundTrips.ROUND_TRIPS
     state.close()
-
-
-@pytest.mark.parametrize("strategy", SAFE_STRATEGIES)
-def test_minimal_loop_does_what_minimal_ops_says(strategy):
-    log = []
-
-    def rec(op):
-        return lambda *args: log.append((op, args[0] if args else ""))
-
-    names = bench.Fields(*bench.Fields._fields)  # each field's "address" is its name
-    bench.MINIMAL_LOOPS[strategy](3, bench.Ops(*(rec(op) for op in bench.Ops._fields)), names)
-    assert log == bench.MINIMAL_OPS[strategy] * 3
 
 
 @pytest.fixture(scope="module")
@@ -96,14 +84,14 @@ def native_exe(tmp_path_factory):
 
 
 @pytest.mark.parametrize("strategy", SAFE_STRATEGIES)
-def test_native_reference_does_what_minimal_ops_says(strategy, native_trace):
+def test_native_reference_does_what_round_trip_ops_says(strategy, native_trace):
     state = bench.emulator_segment(1, "padded", 128)
     args = bench.native_arguments(strategy, state, [0])
     size = state.size
     state.close()
     out = subprocess.run([native_trace, args[0], "0", str(size), *args[1:]], capture_output=True, text=True, check=True)
     ops = [tuple((line.split(" ", 1) + [""])[:2]) for line in out.stdout.splitlines()]
-    assert ops == bench.MINIMAL_OPS[strategy]
+    assert ops == bench.ROUND_TRIP_OPS[strategy]
 
 
 @pytest.mark.parametrize("layout", bench.LAYOUTS)
@@ -125,11 +113,6 @@ def test_native_reference_counts_round_trips_and_loses_no_update(strategy, nativ
     # two CPUs even on one core: the program checks mm_count is back to 1
     ns = bench.native_run(native_exe, strategy, 2, 0.02, "packed", 64)
     assert 0 < ns < 1e6
-
-
-def test_minimal_run_measures_on_every_cpu():
-    ns = bench.minimal_run("refcount", 2, 0.02)
-    assert 0 < ns < 1e7
 
 
 def test_no_compiler_is_one_clear_error(monkeypatch, tmp_path):

@@ -67,7 +67,7 @@ def test_the_explorer_runs_interpreted_whatever_was_asked():
     done = percpu_cli("explore", "--strategy", "unsafe", "--scenario", "exit-race", "--bound", "0",
                       "--out", os.devnull, env=_env("compiled"))
     assert done.returncode == 1, done.stderr  # a violation found: the kernel code ran under the explorer
-    assert "violation" in done.stdout + done.stderr
+    assert "VIOLATION freed-while-loaded" in done.stdout
 
 
 @pytest.mark.parametrize("workload", ["lazy-roundtrip", "fork-exit"])
@@ -84,8 +84,9 @@ def test_both_engines_give_the_same_verdict_and_the_same_atomics_per_op(strategy
     totals = {e: d["totals"] for e, d in docs.items()}
     assert all(t["ops"] > 0 for t in totals.values())
     if workload == "lazy-roundtrip":  # every op the same round trip: the same atomics per op, exactly
-        per_op = {e: t["shared_atomics"] / t["ops"] for e, t in totals.items()}
-        assert per_op["compiled"] == pytest.approx(per_op["interpreted"], rel=1e-3), per_op
+        # (an integer per round trip; the few of boot and exit vanish in the ops)
+        per_op = {e: round(t["shared_atomics"] / t["ops"], 2) for e, t in totals.items()}
+        assert per_op["compiled"] == per_op["interpreted"], per_op
     else:
         assert all(t["teardowns"] > 0 for t in totals.values()), totals
 

@@ -4,6 +4,7 @@ import os
 import pytest
 
 from percpu.machine import _futex
+from percpu import engine
 from percpu.machine.context import AWAKE, CPU, HALT_MAX_NS, HALTED
 from percpu.machine.stats import HIST_BUCKETS, HIST_BUCKETS_PER_OCTAVE, record
 from percpu.workers import pool
@@ -215,6 +216,8 @@ def _halt_without_a_second_look(cpu) -> bool:
     return False
 
 
+@pytest.mark.skipif(engine() == "compiled", reason="patches a CPU method: a compiled class is immutable "
+                                                   "(the interpreted run proves the check)")
 def test_a_lost_wake_up_shows_as_halts_that_time_out(two_cores, monkeypatch):
     """The check above (few halts end by their timeout) catches a halt that
     loses wake-ups."""

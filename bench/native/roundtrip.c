@@ -1,7 +1,7 @@
 /*
  * The native reference for `percpu bench`: the shared-memory operations of
  * each strategy's lazy round trip (user -> idle -> user), exactly those of
- * percpu.bench.roundtrip.MINIMAL_OPS, with the emulator's own atomics
+ * percpu.bench.roundtrip.ROUND_TRIP_OPS, with the emulator's own atomics
  * (percpu/machine/atomics.h, included), in N forked processes pinned like the
  * emulator's workers, on a shared anonymous mapping laid out like the
  * emulator's segment (the caller passes every field's byte offset, computed
@@ -15,7 +15,7 @@
  *
  * Built with -DTRACE, it does one round trip on one CPU, unpinned and
  * untimed, and prints each operation as "op field" (the fidelity test
- * compares that with MINIMAL_OPS).
+ * compares that with ROUND_TRIP_OPS).
  */
 #define _GNU_SOURCE
 #include "atomics.h" /* percpu/machine/atomics.h: the emulator's own atomics */
@@ -54,7 +54,7 @@ struct fields {
 
 static const word MM = ((word)1 << 32) | 1; /* the process's mm reference */
 
-/* Each function: n round trips, in MINIMAL_OPS order. The loaded values
+/* Each function: n round trips, in ROUND_TRIP_OPS order. The loaded values
  * feed a sink so that nothing is optimised away. */
 #define FIELDS                                                               \
     word *ipi_pending = f->ipi_pending, *is_lazy = f->is_lazy,               \
