@@ -29,7 +29,7 @@ cdef class _ExitAll(Quanta):
 cpdef void boot_idle(CPU cpu, Task idle) except *
 cpdef void schedule_loop(CPU cpu, Quanta workload, object between_batches=*) except *
 @cython.locals(idle=Task, curr=Task, next=Task, prev=Task, strategy=Strategy, stats=Stats,
-               mm_gen=int64_t[::1], mm_freed_tables_gen=int64_t[::1], tracks_active_mm=bint, lazy_grab_is_barrier=bint,
+               mm_gen=int64_t[::1], mm_freed_tables_gen=int64_t[::1], tracks_active_mm=bint, lazy_grab_is_barrier=bint, switch_hook=bint,
                switch_cost_ns=int64_t, switches=int64_t, lazy_switches=int64_t, probes=int64_t,
                mm=int64_t, slot=int64_t, prev_mm=int64_t, timed=bint, untimed=int64_t, start=int64_t,
                elapsed=int64_t)
