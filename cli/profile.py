@@ -7,11 +7,20 @@ sleeps, is left out) and, for `--format flamegraph`, render an SVG flame
 graph of the same samples: py-spy cannot convert a recording it has written,
 and a second recording would sample a different run.
 
+The compiled engine's kernel functions are C functions: py-spy sees them
+only with --native (on by default for that engine), named by its Cython
+demangling, which keeps one prefix (`tlb_switch_mm_irqs_off`,
+`Refcount_mmgrab_lazy_tlb`); `kernel_frame` maps them back to the names of
+the .py sources, the names the interpreted engine's profile shows.
+
 py-spy missing, or not allowed to read the workers' memory: one line on
 stderr with the fix, exit 2.
 """
 from __future__ import annotations
 
+import ast
+import functools
+import importlib.machinery
 import json
 import os
 import re
@@ -41,6 +50,11 @@ Strategy = Enum("Strategy", {name: name for name in STRATEGIES}, type=str)
 Workload = Enum("Workload", {name: name for name in WORKLOADS}, type=str)
 
 
+class Engine(str, Enum):
+    compiled = "compiled"
+    interpreted = "interpreted"
+
+
 class Format(str, Enum):
     flamegraph = "flamegraph"
     speedscope = "speedscope"
@@ -48,9 +62,8 @@ class Format(str, Enum):
 
 # Functions of the emulated kernel (percpu/linux/) named after the Linux (or
 # RFC) functions they stand for, and the strategy hooks: marked in the table
-# and coloured apart in the flame graph. refcount's
-# mmgrab_lazy_tlb/mmdrop_lazy_tlb are `staticmethod(mmgrab)`/
-# `staticmethod(mmdrop)`, so py-spy shows them as mmgrab/mmdrop.
+# and coloured apart in the flame graph (a method by its last part:
+# Refcount.mmgrab_lazy_tlb).
 KERNEL_FUNCTIONS = frozenset({
     # kernel/fork.c and include/linux/sched/mm.h; mm/mmap.c; include/linux/cpumask.h
     "mm_alloc", "mmget", "mmput", "__mmput", "mmgrab", "mmdrop", "__mmdrop", "cleanup_lazy_tlbs",
@@ -77,6 +90,72 @@ _WORKER_ENTRY = "cpu_main"  # workers/worker.py: every frame of a CPU worker run
 _PROCESS_FRAME = re.compile(r'^process (\d+):')
 
 
+# What kernel_frame names the compiled engine's frames that are no function
+# of the source: Cython's call, argument and error-check helpers (__Pyx_*,
+# __pyx_* left mangled) and the PLT stubs through which the .so calls
+# libpython (py-spy has no symbol for them and shows an address).
+CYTHON_RUNTIME = "Cython runtime"
+# py-spy's native frames whose address is in no mapped file: a broken unwind
+# (seen below clock_gettime in the vDSO, which has no unwind tables)
+LOST_FRAME = "[native frame lost]"
+
+
+def _extension_stem(path: str) -> str | None:
+    """percpu/linux/arch/x86/mm/tlb for .../tlb.cpython-311-x86_64-linux-gnu.so; None if no extension module."""
+    for suffix in sorted(importlib.machinery.EXTENSION_SUFFIXES, key=len, reverse=True):
+        if path.endswith(suffix):
+            return path[: -len(suffix)]
+    return None
+
+
+@functools.lru_cache(maxsize=None)
+def _source_names(source: str) -> tuple[frozenset, dict]:
+    """The module's top-level functions and its classes' methods, read from
+    the .py the extension was compiled from (installed beside it)."""
+    try:
+        with open(source) as f:
+            tree = ast.parse(f.read())
+    except (OSError, SyntaxError, ValueError):
+        return frozenset(), {}
+    funcs = frozenset(n.name for n in tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)))
+    classes = {n.name: frozenset(m.name for m in n.body if isinstance(m, (ast.FunctionDef, ast.AsyncFunctionDef)))
+               for n in tree.body if isinstance(n, ast.ClassDef)}
+    return funcs, classes
+
+
+def kernel_frame(name: str, path: str) -> tuple[str, str] | None:
+    """A native frame of one of percpu's compiled modules as (name, source
+    path), named as in the source; None for any other frame.
+
+    py-spy strips Cython's mangled C names to their last two parts:
+    `__pyx_f_..._3tlb_switch_mm_irqs_off` (the C function) shows as
+    `tlb_switch_mm_irqs_off`, a method's as `Refcount_mmgrab_lazy_tlb`, and a
+    Python-callable wrapper (`__pyx_pw_..._3tlb_5switch_mm_irqs_off`) as the
+    bare `switch_mm_irqs_off`."""
+    stem = _extension_stem(path)
+    if stem is None or not short_file(path).startswith("percpu" + os.sep):
+        return None
+    source = stem + ".py"
+    # Cython's prefix is the module's last name (a package's for __init__)
+    module = os.path.basename(os.path.dirname(stem) if os.path.basename(stem) == "__init__" else stem)
+    if name.startswith("__pyx_pymod_exec_"):
+        return "<module>", source  # the module body, run once at import (the coordinator's start-up)
+    if name.startswith(("__pyx_", "__Pyx_", "0x")):
+        return CYTHON_RUNTIME, source
+    funcs, classes = _source_names(source)
+    if name.startswith(module + "_") and name[len(module) + 1:] in funcs:
+        return name[len(module) + 1:], source
+    if name in funcs:
+        return name, source
+    for cls, methods in classes.items():
+        if name.startswith(cls + "_") and name[len(cls) + 1:] in methods:
+            return f"{cls}.{name[len(cls) + 1:]}", source
+    owners = [cls for cls, methods in classes.items() if name in methods]
+    if len(owners) == 1:  # a method's wrapper: the bare method name
+        return f"{owners[0]}.{name}", source
+    return name, source  # a name the source does not define plainly (a lambda, a name in two classes)
+
+
 class PySpyUnavailable(Exception):
     """py-spy cannot be found or cannot attach; the message says how to fix it."""
 
@@ -91,6 +170,8 @@ def short_file(path: str) -> str:
         parts = path.split("site-packages" + os.sep, 1)
         if len(parts) == 2:
             return parts[1]
+        if not path.endswith(".py"):
+            return os.path.basename(path)  # a native library or a C source of CPython's: its name is enough
     return path
 
 
@@ -133,17 +214,31 @@ def parse_speedscope(path: str) -> Profile:
     process and thread, each sample a root-first list of frame indices)."""
     with open(path) as f:
         doc = json.load(f)
-    frames = []
+    frames, compiled = [], []  # compiled[i]: frame i is a native frame of percpu's compiled engine
     for fr in doc["shared"]["frames"]:
         name, file = fr.get("name", "?"), fr.get("file") or ""
         m = _PROCESS_FRAME.match(name)
-        frames.append((f"process {m.group(1)}", "") if m else (name, short_file(file)))
+        ours = None if m else kernel_frame(name, file)
+        if m:
+            frames.append((f"process {m.group(1)}", ""))
+        elif ours:
+            frames.append((ours[0], short_file(ours[1])))
+        elif file == "?":
+            frames.append((LOST_FRAME, "?"))
+        else:
+            frames.append((name, short_file(file)))
+        compiled.append(ours is not None)
     prof = Profile()
     for p in doc["profiles"]:
         m = re.match(r"Process (\d+)", p.get("name", ""))
         pid = int(m.group(1)) if m else -1
         for sample in p["samples"]:
-            stack = [frames[i] for i in sample]
+            stack = []
+            for i in sample:
+                # a wrapper and its C function (schedule_loop, core_schedule_loop) are one
+                # call of one function: one frame, as in the interpreted engine
+                if not (compiled[i] and stack and stack[-1] == frames[i]):
+                    stack.append(frames[i])
             entry = next((k for k, (name, _) in enumerate(stack) if name == _WORKER_ENTRY), None)
             if entry is None:
                 prof.other_samples += 1
@@ -257,9 +352,10 @@ def _fix_for(said: str) -> str:
     return f"py-spy failed: {last}"
 
 
-def record(py_spy: str, run_args: list[str], speedscope_path: str, rate: int, native: bool) -> tuple[dict, str]:
-    """Run `percpu run RUN_ARGS` under py-spy; returns the run's result document
-    and py-spy's output. Raises PySpyUnavailable when py-spy cannot profile."""
+def record(py_spy: str, run_args: list[str], speedscope_path: str, rate: int, native: bool,
+           engine: str) -> tuple[dict, str]:
+    """Run `percpu run RUN_ARGS` on ENGINE under py-spy; returns the run's result
+    document and py-spy's output. Raises PySpyUnavailable when py-spy cannot profile."""
     with tempfile.TemporaryDirectory(prefix="percpu-profile-") as tmp:
         doc_path = os.path.join(tmp, "run.json")
         cmd = [py_spy, "record", "--subprocesses", "--format", "speedscope", "--rate", str(rate),
@@ -281,8 +377,8 @@ def record(py_spy: str, run_args: list[str], speedscope_path: str, rate: int, na
 
         previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
         try:
-            proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                    stderr=subprocess.PIPE, text=True)
+            proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                    text=True, env={**os.environ, "PERCPU_ENGINE": engine})
             out, err = proc.communicate()
         except OSError as exc:
             raise PySpyUnavailable(f"cannot run {py_spy}: {exc.strerror}; install it with 'pip install py-spy'")
@@ -300,13 +396,51 @@ def record(py_spy: str, run_args: list[str], speedscope_path: str, rate: int, na
             return json.load(f), said
 
 
+def engine_note(engine: str, native: bool) -> str:
+    """What the table's names are, for this engine and sampling."""
+    if engine == "compiled" and not native:
+        return ("compiled engine without --native: its kernel functions are C functions, which py-spy samples only "
+                "with --native; the stacks stop at _run_cpu")
+    if engine == "compiled":
+        return (f"compiled engine, py-spy --native: kernel functions by their source names; '{CYTHON_RUNTIME}' is "
+                "Cython's call and error-check helpers and the PLT stubs into libpython; py-spy drops libpython's own "
+                "C frames (object deallocation, dict and attribute look-ups), so their time is their caller's")
+    return f"interpreted engine{', py-spy --native' if native else ''}: the .py sources, run by CPython"
+
+
+def print_summary(prof: Profile, top: int, engine: str, native: bool) -> None:
+    workers = ", ".join(f"pid {pid}: {n}" for pid, n in sorted(prof.worker_samples.items()))
+    typer.echo(f"{prof.samples} samples from {len(prof.worker_samples)} CPU worker processes ({workers}); "
+               f"{prof.other_samples} other samples (the coordinator) left out")
+    typer.echo(engine_note(engine, native))
+    if not prof.samples:
+        typer.echo("no samples from the CPU workers: try a longer --duration or a higher --rate")
+        return
+    rows = prof.top(top)
+    width = max(len(r["function"]) + 2 for r in rows)
+    typer.echo(f"Top {len(rows)} functions by self samples in the CPU workers "
+               f"(* named after a kernel function or strategy hook):")
+    typer.echo(f"{'self%':>6} {'total%':>7}  {'function':<{width}}  file")
+    for r in rows:
+        name = r["function"] + (" *" if r["kernel"] else "")
+        typer.echo(f"{100 * r['self_share']:6.1f} {100 * r['total_share']:7.1f}  {name:<{width}}  {r['file']}")
+
+
 def profile_command(
     strategy: Strategy = typer.Option("refcount", help="How lazily used mms are kept alive."),
     cpus: int = typer.Option(2, min=1, max=MAX_CPUS, help="Emulated CPUs (one pinned process each)."),
     workload: Workload = typer.Option("lazy-roundtrip", help="What the tasks do."),
     duration: float = typer.Option(2.0, callback=check_duration, help="Seconds of measurement."),
     seed: int = typer.Option(1, min=0, help="Seed for the workload's choices."),
-    native: bool = typer.Option(False, "--native", help="Also sample native frames (py-spy --native): the C atomics."),
+    engine: Engine = typer.Option(
+        None, show_default=False,
+        help="The engine to profile. [default: PERCPU_ENGINE's, else compiled]",
+    ),
+    native: bool = typer.Option(
+        None, "--native/--no-native", show_default=False,
+        help="Sample native frames too (py-spy --native): the compiled engine's kernel functions are C functions, "
+             "seen only so; the interpreted engine's atomics. [default: on for the compiled engine]",
+    ),
     fmt: Format = typer.Option(
         "flamegraph", "--format",
         help="flamegraph: an SVG flame graph and the speedscope JSON; speedscope: the JSON only.",
@@ -326,6 +460,11 @@ def profile_command(
     out_dir = out_dir or f"profile-{time.strftime('%Y%m%d-%H%M%S')}"
     if os.path.exists(out_dir) and not os.path.isdir(out_dir):
         raise typer.BadParameter(f"{out_dir} is not a directory", param_hint="--out-dir")
+    engine_name = engine.value if engine else percpu.requested_engine()
+    if engine_name not in percpu.ENGINES:
+        raise typer.BadParameter(f"PERCPU_ENGINE={engine_name!r} is not an engine", param_hint="--engine")
+    if native is None:
+        native = engine_name == "compiled"
     try:
         exe = find_py_spy(py_spy)
     except PySpyUnavailable as exc:
@@ -343,7 +482,7 @@ def profile_command(
     run_args = ["--strategy", strategy.value, "--cpus", str(cpus), "--workload", workload.value,
                 "--duration", repr(duration), "--seed", str(seed)]
     try:
-        doc, said = record(exe, run_args, json_path, rate, native)
+        doc, said = record(exe, run_args, json_path, rate, native, engine_name)
     except PySpyUnavailable as exc:
         typer.echo(f"percpu: error: {exc}", err=True)
         raise typer.Exit(2)
@@ -362,7 +501,8 @@ def profile_command(
     written = [f"{json_path} (speedscope: open at https://www.speedscope.app)"]
     if fmt is Format.flamegraph:
         title = f"percpu profile: {strategy.value}, {workload.value}, {cpus} CPUs, {duration:g} s"
-        subtitle = (f"py-spy --subprocesses at {rate} Hz{', --native' if native else ''}: the {prof.samples} samples "
+        subtitle = (f"{doc.get('engine', engine_name)} engine, py-spy --subprocesses at {rate} Hz"
+                    f"{', --native' if native else ''}: the {prof.samples} samples "
                     f"of the {len(prof.worker_samples)} CPU workers, merged, from cpu_main up; "
                     "blue = kernel-named; hover for samples")
         try:
@@ -374,19 +514,6 @@ def profile_command(
     for line in written:
         typer.echo(f"wrote {line}")
 
-    workers = ", ".join(f"pid {pid}: {n}" for pid, n in sorted(prof.worker_samples.items()))
-    typer.echo(f"{prof.samples} samples from {len(prof.worker_samples)} CPU worker processes ({workers}); "
-               f"{prof.other_samples} other samples (the coordinator) left out")
-    if not prof.samples:
-        typer.echo("no samples from the CPU workers: try a longer --duration or a higher --rate")
-    else:
-        rows = prof.top(top)
-        width = max(len(r["function"]) + 2 for r in rows)
-        typer.echo(f"Top {len(rows)} functions by self samples in the CPU workers "
-                   f"(* named after a kernel function or strategy hook):")
-        typer.echo(f"{'self%':>6} {'total%':>7}  {'function':<{width}}  file")
-        for r in rows:
-            name = r["function"] + (" *" if r["kernel"] else "")
-            typer.echo(f"{100 * r['self_share']:6.1f} {100 * r['total_share']:7.1f}  {name:<{width}}  {r['file']}")
+    print_summary(prof, top, doc.get("engine", engine_name), native)
     typer.echo(verdict_line(doc))
     raise typer.Exit(0 if doc["verdict"] == "SUCCESS" else 1)

@@ -1,5 +1,7 @@
 """`percpu profile`: a short real py-spy profile of refcount and of tlbstate,
-parsed; py-spy missing or not permitted: one line, exit 2."""
+parsed, on each engine; the compiled engine's native frame names mapped
+back to the sources' names; py-spy missing or not permitted: one line, exit 2."""
+import importlib.machinery
 import json
 import os
 import signal
@@ -10,8 +12,11 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
+import percpu
 from conftest import percpu_cli, percpu_command
-from percpu.cli.profile import find_py_spy, flamegraph_svg, parse_speedscope, PySpyUnavailable
+from percpu.cli.profile import (CYTHON_RUNTIME, LOST_FRAME, find_py_spy, flamegraph_svg, is_kernel_named,
+                                kernel_frame,
+                                parse_speedscope, PySpyUnavailable)
 
 FORK = os.path.join("percpu", "linux", "kernel", "fork.py")
 REFCOUNT_LAZY = {("mmgrab", FORK), ("mmdrop", FORK)}
@@ -174,3 +179,117 @@ def test_a_duration_over_a_day_is_bad_input():
     r = percpu_cli("profile", "--duration", "1e30")
     assert r.returncode == 2
     assert len(r.stderr.strip().splitlines()) == 1 and "at most 86400" in r.stderr
+
+
+# --- the compiled engine: py-spy --native's frame names, mapped back ---
+
+PACKAGE = os.path.dirname(os.path.abspath(percpu.__file__))
+SUFFIX = importlib.machinery.EXTENSION_SUFFIXES[0]  # .cpython-311-x86_64-linux-gnu.so
+
+
+def _so(module):
+    """The absolute path py-spy gives a native frame of an installed compiled module."""
+    return os.path.join(PACKAGE, *module.split(".")) + SUFFIX
+
+
+def _py(module):
+    return os.path.join(PACKAGE, *module.split(".")) + ".py"
+
+
+TLB, FORK_M, CORE = "linux.arch.x86.mm.tlb", "linux.kernel.fork", "linux.kernel.sched.core"
+
+
+@pytest.mark.parametrize("name, module, expected", [
+    # a C function (__pyx_f_): py-spy leaves the module's name in front
+    ("tlb_switch_mm_irqs_off", TLB, "switch_mm_irqs_off"),
+    ("fork_mmgrab", FORK_M, "mmgrab"),
+    ("core_run_quanta", CORE, "run_quanta"),
+    # the Python-callable wrapper (__pyx_pw_): the bare name
+    ("schedule_loop", CORE, "schedule_loop"),
+    # a function whose own name starts with the module's: the wrapper's name is not cut
+    ("tlb_is_not_lazy", TLB, "tlb_is_not_lazy"),
+    ("tlb_tlb_is_not_lazy", TLB, "tlb_is_not_lazy"),
+    # methods: <Class>_<method>, or the wrapper's bare method name when one class has it
+    ("Refcount_mmgrab_lazy_tlb", "strategies.refcount", "Refcount.mmgrab_lazy_tlb"),
+    ("Strategy_finish_task_switch", "linux.include_.linux.sched.mm", "Strategy.finish_task_switch"),
+    ("LazyRoundtrip_wakeup", "workloads", "LazyRoundtrip.wakeup"),
+    ("heartbeat", "machine.context", "CPU.heartbeat"),
+    # the module body (the import, in the coordinator); a package's is its __init__
+    ("__pyx_pymod_exec_mm", "linux.include_.linux.sched.mm", "<module>"),
+    ("__pyx_pymod_exec_sched", "linux.include_.linux.sched.__init__", "<module>"),
+    # Cython's helpers, and a PLT stub (no symbol: py-spy shows the address)
+    ("__Pyx_PyObject_FastCallDict.constprop.0", CORE, CYTHON_RUNTIME),
+    ("__pyx_tp_new_6percpu_7machine_7context_CPU", "machine.context", CYTHON_RUNTIME),
+    ("0x7f902887d5d0", "strategies.refcount", CYTHON_RUNTIME),
+])
+def test_native_frames_of_the_compiled_engine_get_their_source_names(name, module, expected):
+    assert kernel_frame(name, _so(module)) == (expected, _py(module))
+
+
+def test_other_native_frames_are_not_ours():
+    assert kernel_frame("getppid", "/usr/lib/x86_64-linux-gnu/libc.so.6") is None
+    assert kernel_frame("time_perf_counter_ns", "/usr/lib/libpython3.11.so.1.0") is None
+    numpy_so = os.path.join(os.path.dirname(PACKAGE), "numpy", "_core", "_multiarray_umath" + SUFFIX)
+    assert kernel_frame("PyArray_Foo", numpy_so) is None      # an extension, not percpu's
+    assert kernel_frame("run_quanta", _py(CORE)) is None       # an interpreted frame: its name is the source's
+
+
+def test_parse_merges_a_wrapper_into_its_c_function_and_marks_kernel_names(tmp_path):
+    """One sample of the compiled engine as py-spy --native writes it."""
+    names = [('process 11:"python -m percpu.cli.app run"', ""),
+             ("cpu_main", os.path.join(os.path.dirname(PACKAGE), "percpu", "workers", "worker.py")),
+             ("schedule_loop", _so(CORE)), ("core_schedule_loop", _so(CORE)), ("core_run_quanta", _so(CORE)),
+             ("Refcount_mmgrab_lazy_tlb", _so("strategies.refcount")), ("fork_mmgrab", _so(FORK_M)),
+             ("__Pyx_PyObject_FastCallDict.constprop.0", _so(CORE)),
+             ("time_perf_counter_ns", "/root/.pyenv/versions/3.11.7/lib/libpython3.11.so.1.0"),
+             ("0x7f136b929770", "?"), ("clock_gettime", "/usr/lib/x86_64-linux-gnu/libc.so.6")]
+    frames = [{"name": n, "file": f, "line": 0} for n, f in names]
+    doc = {"shared": {"frames": frames}, "profiles": [{"name": 'Process 11 Thread 11 "MainThread"', "samples": [
+        [0, 1, 2, 3, 4, 5, 6], [0, 1, 2, 3, 4, 5, 6], [0, 1, 2, 3, 4, 7, 8], [0, 1, 9, 10]],
+        "weights": [0.01] * 4}]}
+    path = tmp_path / "p.json"
+    path.write_text(json.dumps(doc))
+    prof = parse_speedscope(str(path))
+    core_py = os.path.join("percpu", "linux", "kernel", "sched", "core.py")
+    grab = ("mmgrab", os.path.join("percpu", "linux", "kernel", "fork.py"))
+    hook = ("Refcount.mmgrab_lazy_tlb", os.path.join("percpu", "strategies", "refcount.py"))
+    # schedule_loop's wrapper and C function are one frame; libpython's and libc's keep their library's name
+    assert list(prof.stacks)[0][1:] == (("schedule_loop", core_py), ("run_quanta", core_py), hook, grab)
+    assert (("run_quanta", core_py), (CYTHON_RUNTIME, core_py),
+            ("time_perf_counter_ns", "libpython3.11.so.1.0")) == list(prof.stacks)[1][2:]
+    assert list(prof.stacks)[2][1:] == ((LOST_FRAME, "?"), ("clock_gettime", "libc.so.6"))
+    rows = {row["function"]: row for row in prof.top(10)}
+    assert rows["mmgrab"]["self_share"] == 0.5 and rows["mmgrab"]["kernel"]
+    assert prof.total_counts[hook] == 2 and prof.total_counts[("run_quanta", core_py)] == 3
+    assert is_kernel_named(*hook) and not is_kernel_named(CYTHON_RUNTIME, core_py)
+    assert not rows["time_perf_counter_ns"]["kernel"]
+
+
+def test_compiled_profile_shows_kernel_functions_by_their_kernel_names(tmp_path):
+    """The default engine (the installed, compiled one), --native by default."""
+    r = _profile(tmp_path, "refcount", "--engine", "compiled")
+    assert "compiled engine, py-spy --native" in r.stdout
+    prof = parse_speedscope(str(tmp_path / "refcount-lazy-roundtrip-2cpu.json"))
+    assert len(prof.worker_samples) == 2
+    tlb = os.path.join("percpu", "linux", "arch", "x86", "mm", "tlb.py")
+    core = os.path.join("percpu", "linux", "kernel", "sched", "core.py")
+    hook = ("Refcount.mmgrab_lazy_tlb", os.path.join("percpu", "strategies", "refcount.py"))
+    top = _top_functions(prof, 12)
+    assert REFCOUNT_LAZY <= top and ("switch_mm_irqs_off", tlb) in top and ("run_quanta", core) in top, prof.top(12)
+    # the hook calls mmgrab: it is on the stack above it
+    assert prof.total_counts[hook] >= prof.total_counts[("mmgrab", FORK)] > 0
+    # no mangled names or .so files left in the table, and the kernel names are marked
+    assert not [row for row in prof.top(30) if row["file"].startswith("percpu") and row["file"].endswith(SUFFIX)]
+    for mangled in ("tlb_switch_mm_irqs_off", "fork_mmgrab", "core_run_quanta", "Refcount_mmgrab_lazy_tlb"):
+        assert mangled not in r.stdout
+    assert "switch_mm_irqs_off *" in r.stdout and "mmgrab *" in r.stdout
+    titles = " ".join(t.text for t in ET.parse(tmp_path / "refcount-lazy-roundtrip-2cpu.svg").getroot()
+                      .iter("{http://www.w3.org/2000/svg}title"))
+    assert f"mmgrab ({FORK})" in titles and f"run_quanta ({core})" in titles
+
+
+def test_compiled_profile_without_native_says_why_it_shows_no_kernel_function(tmp_path):
+    r = _profile(tmp_path, "refcount", "--engine", "compiled", "--no-native", "--format", "speedscope")
+    assert "compiled engine without --native" in r.stdout
+    prof = parse_speedscope(str(tmp_path / "refcount-lazy-roundtrip-2cpu.json"))
+    assert not any(row["kernel"] for row in prof.top(20)), prof.top(20)
