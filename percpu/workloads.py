@@ -15,6 +15,7 @@ from percpu.linux.kernel.exit import do_exit
 from percpu.linux.kernel.fork import boot_mm, mm_alloc, mmget
 from percpu.linux.kernel.sched.core import Quanta, wake_up_new_task
 from percpu.linux.kernel.smp import smp_call_function_single
+from percpu.machine.context import kick
 from percpu.machine.segment import SharedState
 
 
@@ -131,7 +132,7 @@ class ContextSwitchThreads(Workload):
         partner that hotplug migrated wakes by its halt's timeout.)"""
         partner_cpu = ((task.tid - self.ncpus) ^ 1) % self.ncpus
         if partner_cpu != cpu.id:
-            cpu.kick(partner_cpu)
+            kick(cpu, partner_cpu)
 
     def wakeup(self, cpu):
         for task in cpu.rq:

@@ -5,7 +5,8 @@ import pytest
 
 from percpu.machine import _futex
 from percpu import engine
-from percpu.machine.context import AWAKE, CPU, HALT_MAX_NS, HALTED
+from percpu.linux.kernel.sched import core as sched_core
+from percpu.machine.context import AWAKE, HALT_MAX_NS, HALTED
 from percpu.machine.stats import HIST_BUCKETS, HIST_BUCKETS_PER_OCTAVE, record
 from percpu.workers import pool
 from percpu.workers.results import percentiles
@@ -216,12 +217,12 @@ def _halt_without_a_second_look(cpu) -> bool:
     return False
 
 
-@pytest.mark.skipif(engine() == "compiled", reason="patches a CPU method: a compiled class is immutable "
+@pytest.mark.skipif(engine() == "compiled", reason="patches the scheduler's halt, a C call when compiled "
                                                    "(the interpreted run proves the check)")
 def test_a_lost_wake_up_shows_as_halts_that_time_out(two_cores, monkeypatch):
     """The check above (few halts end by their timeout) catches a halt that
     loses wake-ups."""
-    monkeypatch.setattr(CPU, "halt", _halt_without_a_second_look)  # inherited by the forked workers
+    monkeypatch.setattr(sched_core, "halt", _halt_without_a_second_look)  # inherited by the forked workers
     doc = _run("refcount", "context-switch-threads", cpus=3 * two_cores, duration=1.0)
     assert doc["blocking"]["halt_timeouts"] > 5, doc["blocking"]
 

@@ -21,7 +21,7 @@ from percpu.linux.kernel.sched.core import SITE_IDLE_PROBE, boot_idle, exit_task
 from percpu.linux.kernel.smp import flush_smp_call_function_queue
 from percpu.machine import _futex, tracing
 from percpu.machine.addresses import Addresses
-from percpu.machine.context import CPU, Orphaned, RunAborted
+from percpu.machine.context import CPU, Orphaned, RunAborted, kick_all
 from percpu.machine.segment import NULL, SharedState
 from percpu.machine.stats import COUNTERS
 
@@ -123,7 +123,7 @@ def _barrier(cpu: CPU, a_count: int, n: int, exit_late_tasks: bool = False) -> N
     """Arrive, then idle (servicing IPIs, probing) until every CPU arrived;
     the last to arrive wakes the halted ones."""
     if cpu.fetch_add(a_count, 1) + 1 >= n and cpu.oversubscribed:
-        cpu.kick_all()
+        kick_all(cpu)
     load = cpu.load
 
     def arrived():

@@ -118,3 +118,11 @@ cdef class CPU(Waits):
 
     cpdef inline void cpu_relax(self) noexcept:
         percpu_cpu_relax()
+
+
+@cython.locals(a_halted=int64_t, start=int64_t, timeout=int64_t, woken=bint, stats=Stats)
+cpdef bint halt(CPU cpu) except? -1
+@cython.locals(a_halted=int64_t)
+cpdef void kick(CPU cpu, int64_t other) except *
+@cython.locals(other=int64_t)
+cpdef void kick_all(CPU cpu) except *

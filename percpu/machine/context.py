@@ -69,7 +69,7 @@ class Orphaned(Exception):
 
 class Waits:
     """A CPU's waits (mixed into CPU; the explorer's CPU replaces the first
-    two): spinning on another CPU, idling until a condition, halting."""
+    two): spinning on another CPU, idling until a condition."""
 
     __slots__ = ()
 
@@ -83,7 +83,7 @@ class Waits:
         blocking = self.oversubscribed
         while not done():
             if blocking and spins % SPINS_PER_CHECK == 0 and target >= 0:
-                self.kick(target)  # again now and then: it may have halted since
+                kick(self, target)  # again now and then: it may have halted since
             self.interrupt_point()
             spins += 1
             if blocking:
@@ -110,7 +110,7 @@ class Waits:
             if spins % SPINS_PER_CHECK == 0:
                 self.heartbeat()
             elif self.oversubscribed:
-                self.halt()
+                halt(self)
             else:
                 self.cpu_relax()
 
@@ -120,61 +120,6 @@ class Waits:
         if self.oversubscribed:
             self.stats.yields += 1
             os.sched_yield()
-
-    def halt(self) -> bool:
-        """Harness, as x86's hlt: sleep until an interrupt or a kick, or this
-        CPU's next timer.
-
-        Called by an idle CPU with nothing to run, it works in two steps so
-        that no wake-up is lost: the first call announces the halt (HALTED,
-        then a full barrier) and returns; the caller looks for work once
-        more (an idle quantum: the interrupt point, the run queue); the next
-        call sleeps unless someone cleared the word meanwhile (a waker makes
-        its change visible, then clears the word and wakes us: `kick`).
-
-        True when it slept, faults are injected and the batch of quanta has
-        lasted BATCH_NS: then the scheduler ends the batch, so that fault
-        injection (between batches, drawing about once per BATCH_NS) keeps
-        its pace. Not otherwise: housekeeping on the wake-up path delays the
-        woken CPU (measured: half the oversubscribed throughput)."""
-        a_halted = self.a_halted
-        if self.load(a_halted) != HALTED:
-            self.store(a_halted, HALTED)
-            self.smp_mb()
-            return False
-        start = time.perf_counter_ns()
-        timeout = HALT_MAX_NS
-        if self.timer_ns:
-            timeout = min(timeout, self.timer_ns - start)
-            if timeout <= 0:
-                return False  # the timer is due: the next idle quantum runs it
-        woken = _futex.futex_wait(a_halted, HALTED, timeout)
-        self.store(a_halted, AWAKE)
-        stats = self.stats
-        stats.halts += 1
-        stats.halted_ns += time.perf_counter_ns() - start
-        if not woken:
-            stats.halt_timeouts += 1
-            self.heartbeat()
-        return self.fault is not None and time.perf_counter_ns() - stats.batch_start_ns > BATCH_NS
-
-    def kick(self, other: int) -> None:
-        """Wake CPU `other` if it is halted. The full barrier first: the
-        change that gives it work (a store, an IPI) is visible before we look
-        at its halted word, as its halt announcement is before its last look
-        for work (`halt`)."""
-        a_halted = self.mem.cpu_halted[other]
-        self.smp_mb()
-        if self.load(a_halted) == HALTED:
-            self.store(a_halted, AWAKE)
-            _futex.futex_wake(a_halted, 1)
-            self.stats.kicks += 1
-
-    def kick_all(self) -> None:
-        """Wake every halted CPU (the last arrival at a barrier)."""
-        for other in range(self.ncpus):
-            if other != self.id:
-                self.kick(other)
 
 
 class CPU(Waits):
@@ -302,6 +247,67 @@ class CPU(Waits):
         if self.trace_events:
             tracing.flush(self)
         self.stats.sample_batch()
+
+
+# --- halting, when CPUs share cores (typed C functions: they are on the
+# oversubscribed hot path; the explorer's CPUs never halt) ---------------------
+def halt(cpu) -> bool:
+    """Harness, as x86's hlt: sleep until an interrupt or a kick, or this
+    CPU's next timer.
+
+    Called by an idle CPU with nothing to run, it works in two steps so
+    that no wake-up is lost: the first call announces the halt (HALTED,
+    then a full barrier) and returns; the caller looks for work once
+    more (an idle quantum: the interrupt point, the run queue); the next
+    call sleeps unless someone cleared the word meanwhile (a waker makes
+    its change visible, then clears the word and wakes us: `kick`).
+
+    True when it slept, faults are injected and the batch of quanta has
+    lasted BATCH_NS: then the scheduler ends the batch, so that fault
+    injection (between batches, drawing about once per BATCH_NS) keeps
+    its pace. Not otherwise: housekeeping on the wake-up path delays the
+    woken CPU (measured: half the oversubscribed throughput)."""
+    a_halted = cpu.a_halted
+    if cpu.load(a_halted) != HALTED:
+        cpu.store(a_halted, HALTED)
+        cpu.smp_mb()
+        return False
+    start = time.perf_counter_ns()
+    timeout = HALT_MAX_NS
+    if cpu.timer_ns:
+        timeout = min(timeout, cpu.timer_ns - start)
+        if timeout <= 0:
+            return False  # the timer is due: the next idle quantum runs it
+    woken = _futex.futex_wait(a_halted, HALTED, timeout)
+    cpu.store(a_halted, AWAKE)
+    stats = cpu.stats
+    stats.halts += 1
+    stats.halted_ns += time.perf_counter_ns() - start
+    if not woken:
+        stats.halt_timeouts += 1
+    if not woken or stats.halts % SPINS_PER_CHECK == 0:  # a batch of kicked halts can outlast the stall watchdog
+        cpu.heartbeat()
+    return cpu.fault is not None and time.perf_counter_ns() - stats.batch_start_ns > BATCH_NS
+
+
+def kick(cpu, other: int) -> None:
+    """Wake CPU `other` if it is halted. The full barrier first: the
+    change that gives it work (a store, an IPI) is visible before we look
+    at its halted word, as its halt announcement is before its last look
+    for work (`halt`)."""
+    a_halted = cpu.mem.cpu_halted[other]
+    cpu.smp_mb()
+    if cpu.load(a_halted) == HALTED:
+        cpu.store(a_halted, AWAKE)
+        _futex.futex_wake(a_halted, 1)
+        cpu.stats.kicks += 1
+
+
+def kick_all(cpu) -> None:
+    """Wake every halted CPU (the last arrival at a barrier)."""
+    for other in range(cpu.ncpus):
+        if other != cpu.id:
+            kick(cpu, other)
 
 
 def _bind_atomics(cpu: CPU, atomics: dict) -> None:

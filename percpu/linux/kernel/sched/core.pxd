@@ -9,7 +9,7 @@ from percpu.linux.include_.linux.sched.mm cimport Strategy
 from percpu.linux.kernel.exit cimport do_exit
 from percpu.linux.kernel.smp cimport smp_call_function_single
 from percpu.machine.checker cimport probe, walk_page_tables
-from percpu.machine.context cimport CPU
+from percpu.machine.context cimport CPU, halt
 from percpu.machine.stats cimport Stats, record
 
 cdef int64_t INIT_MM, NULL, SLOT_MASK, HOUSEKEEPING_EVERY, SWITCH_SAMPLE_EVERY

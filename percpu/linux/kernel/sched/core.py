@@ -35,7 +35,7 @@ from percpu.linux.kernel.exit import do_exit
 from percpu.linux.kernel.smp import ipi_function, smp_call_function_single
 from percpu.machine import tracing
 from percpu.machine.checker import probe, site, walk_page_tables
-from percpu.machine.context import HOUSEKEEPING_EVERY
+from percpu.machine.context import HOUSEKEEPING_EVERY, halt
 from percpu.machine.segment import INIT_MM, NULL, SLOT_MASK
 from percpu.machine.stats import SWITCH_SAMPLE_EVERY, record
 
@@ -104,7 +104,7 @@ def run_quanta(cpu, workload, count: int) -> None:
         else:
             next = workload.run_task(cpu, curr)
         if next is curr:
-            if next is idle and cpu.oversubscribed and cpu.halt():
+            if next is idle and cpu.oversubscribed and halt(cpu):
                 break  # harness: nothing to run, it slept (the host's core went to others): the batch ends
             continue
 
