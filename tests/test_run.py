@@ -11,6 +11,7 @@ from percpu.machine.stats import HIST_BUCKETS, HIST_BUCKETS_PER_OCTAVE, record
 from percpu.workers import pool
 from percpu.workers.results import percentiles
 
+from percpu.linux.include_.linux.sched.mm import Strategy
 from percpu.strategies import SAFE_STRATEGIES, STRATEGIES
 from percpu.workloads import WORKLOADS
 
@@ -63,6 +64,14 @@ def test_unsafe_is_caught_every_time(workload, attempt, flush):
     kinds = {v["kind"] for v in doc["violations"]}
     assert "page-table-use-after-free" in kinds  # its lazy CPUs walk freed tables
     assert "freed-while-loaded" in kinds
+
+
+@pytest.mark.parametrize("cls", [*STRATEGIES.values(), *BROKEN], ids=lambda c: c.name)
+def test_a_strategy_says_whether_it_adds_to_finish_task_switch(cls):
+    """The scheduler calls the strategy's finish_task_switch only where the
+    class says it has one: a hook without the flag would never run."""
+    overrides = cls.finish_task_switch is not Strategy.finish_task_switch
+    assert cls.hooks_finish_task_switch == overrides
 
 
 @pytest.mark.parametrize("strategy", ["shootdown", "hazard", "lazy-mm", "tlbstate"])

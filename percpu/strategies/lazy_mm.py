@@ -35,6 +35,7 @@ class LazyMm(Strategy):
     # that CPU may still be lazy on it: mm_fixup_lazy_refs then skips the CPU
     # and the mm is freed under it (torture and explore's hotplug scenario)
     hotplug_safe = False
+    hooks_finish_task_switch = True  # drop_extra_mm_refs
 
     def mmgrab_lazy_tlb(self, cpu, mm):
         if cpu.load(cpu.a_lazy_mm):

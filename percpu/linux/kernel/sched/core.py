@@ -30,7 +30,6 @@ from time import perf_counter_ns
 from percpu.linux.arch.x86.mm.tlb import enter_lazy_tlb, set_loaded_mm, switch_mm, switch_mm_irqs_off
 from percpu.linux.include_.linux.cpumask import online_cpus
 from percpu.linux.include_.linux.sched import Task
-from percpu.linux.include_.linux.sched.mm import Strategy
 from percpu.linux.kernel.exit import do_exit
 from percpu.linux.kernel.smp import ipi_function, smp_call_function_single
 from percpu.machine import tracing
@@ -80,7 +79,7 @@ def run_quanta(cpu, workload, count: int) -> None:
     lazy_grab_is_barrier = strategy.lazy_grab_is_barrier
     # finish_task_switch's part of the scheme: most add none, so the call is
     # skipped (it was a sixth of a compiled round trip)
-    switch_hook = type(strategy).finish_task_switch is not Strategy.finish_task_switch
+    switch_hook = strategy.hooks_finish_task_switch
     trace_events = cpu.trace_events
     switch_cost_ns = cpu.switch_cost_ns
     stats = cpu.stats

@@ -31,6 +31,8 @@ class Strategy:
     safe_under = ("ipi", "broadcast")
     #: CPU hotplug keeps it safe (finish_cpu runs on a surviving CPU)
     hotplug_safe = True
+    #: it overrides finish_task_switch (the scheduler skips the call otherwise)
+    hooks_finish_task_switch = False
     #: a run with this strategy must end in FAILURE (the broken control)
     expect_violations = False
 
