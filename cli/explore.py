@@ -69,8 +69,8 @@ def explore_command(
                                  "--replay, replay the file's schedule under this strategy instead of its own."),
     cpus: int = typer.Option(2, min=2, max=4, help="Emulated CPUs (threads, one running at a time)."),
     scenario: str = typer.Option(None, callback=_scenario,
-                                 help="exit-race, fork-exit, double-teardown, munmap-race, or hazptr-try-protect "
-                                      "(hazard strategies: a --tso demonstration)."),
+                                 help="exit-race, fork-exit, double-teardown, munmap-race, hotplug (a CPU goes down: "
+                                      "finish_cpu), or hazptr-try-protect (hazard strategies: a --tso demonstration)."),
     bound: int = typer.Option(2, min=0, max=10, help="Preemption bound for the exhaustive search."),
     unbounded: bool = typer.Option(False, "--unbounded", help="No preemption bound: every schedule, one per class "
                                    "of equivalent interleavings (sleep sets)."),
@@ -115,7 +115,7 @@ def explore_command(
     names = _names(cfg)
     _print_violation(report.best, cfg, names)
     path = out or (f"explore-{strategy}-{scenario}-cpus{cpus}{'-tso' if tso else ''}"
-                   f"{'-no-mb-' + drop_barrier if drop_barrier else ''}.json")
+                   f"{'' if flush == 'ipi' else '-' + flush}{'-no-mb-' + drop_barrier if drop_barrier else ''}.json")
     _write_json(path, schedule_document(report.best, cfg, report))
     _say(f"schedule written to {path}; reproduce it with: percpu explore --replay {path}")
     raise typer.Exit(1)

@@ -7,13 +7,14 @@ from dataclasses import dataclass
 from percpu import strategies
 from percpu.linux.arch.x86.mm.tlb import flush_tlb_mm_range
 from percpu.linux.include_.linux.sched import Task
+from percpu.linux.kernel.cpu import cpu_down, cpu_up
 from percpu.linux.kernel.exit import do_exit
 from percpu.linux.kernel.fork import boot_mm, mm_alloc, mmget
 from percpu.linux.kernel.sched.core import wake_up_new_task
 from percpu.linux.kernel.smp import smp_call_function_single
-from percpu.machine.checker import STALE_TLB, deref, site, violation
-from percpu.machine.segment import NULL
-from percpu.strategies.hazard import Hazard
+from percpu.machine.checker import STALE_TLB, deref, site, tlb_gen_seen, violation
+from percpu.machine.segment import NULL, SLOT_MASK
+from percpu.strategies.hazard import Hazard, hp_allocate
 
 
 def strategy_class(name: str):
@@ -95,6 +96,7 @@ class Scenario:
     help: str
     processes: int  # mms booted before the CPUs start (slots 1..)
     needs: type | None = None  # the strategy class it is written for (None: any)
+    hotplug: bool = False  # a CPU goes down: only strategies with hotplug_safe must stay clean
 
     def setup(self, state, ncpus):
         """Boot the processes; return each CPU's (tasks, script words)."""
@@ -151,8 +153,10 @@ class MunmapScript(Script):
     def run_task(self, cpu, task):
         completed, memory = cpu.explorer.flushed_tlb_gen, cpu.explorer.memory
         memory.ghost("flushed_tlb_gen", write=False)  # CPUs share the record: the reduction must see it
-        if cpu.loaded_tlb_gen < completed.get(task.mm, 0):
-            violation(cpu, STALE_TLB, task.mm, cpu.loaded_tlb_gen, SITE_STALE_TLB)
+        # what its TLB holds: its own flushes, or (INVLPGB) the broadcast ones
+        seen = tlb_gen_seen(cpu, task.mm & SLOT_MASK)
+        if seen < completed.get(task.mm, 0):
+            violation(cpu, STALE_TLB, task.mm, seen, SITE_STALE_TLB)
         if self.words[:1] != ["munmap"]:
             return super().run_task(cpu, task)
         self.words.pop(0)
@@ -185,60 +189,110 @@ SITE_HP_READER = site("hazptr_load_try_protect reader: use of the protected mm")
 
 
 def hazptr_load_try_protect(cpu, a_src: int) -> int:
-    """The RFC's generic reader: load the source pointer, publish it in this
-    CPU's hazard slot (the strategy's slot store and its smp_mb, which
-    --drop-barrier mmgrab_lazy_tlb removes), load the source again and back off if it
-    changed. Without the barrier x86 lets the second load pass the slot
-    store: it can still see the pointer while the slot is in the store
-    buffer, when a reclaimer may clear the source and scan past the slot."""
+    """The RFC's generic reader (hp_dereference_allocate in RFC v2 3/4):
+    load the source pointer (Load A), publish it in this CPU's hazard slot
+    (hp_allocate: Store B; a busy slot fails: no protection, no use), smp_mb
+    (which --drop-barrier hazptr_load_try_protect removes), load the source
+    again and back off if it changed. Without the barrier x86 lets the
+    second load pass the slot store: it can still see the pointer while the
+    slot is in the store buffer, when a reclaimer may clear the source and
+    scan past the slot. (The lazy-TLB hooks' own smp_mb, RFC v2's, comes
+    before their slot store: it orders nothing here.)"""
     mm = cpu.load(a_src)
-    if mm == NULL:
+    if mm == NULL or not hp_allocate(cpu, mm):
         return NULL
-    cpu.strategy.mmgrab_lazy_tlb(cpu, mm)
+    cpu.smp_mb()  # Store B before Load A
     if cpu.load(a_src) != mm:
-        cpu.strategy.mmdrop_lazy_tlb(cpu, mm)
+        cpu.store(cpu.a_hazard, NULL)
         return NULL
     return mm
 
 
 class HazptrScript(Script):
-    """The exiting task clears its task_struct's mm (the source a reader
-    loads) before do_exit; an idle quantum `peek` reads that task's mm with
+    """The source task's `exit` first clears its task_struct's mm (the
+    source a reader loads); a user quantum `peek` reads that task's mm with
     hazptr_load_try_protect, uses it (a generation-checked dereference) and
-    clears its slot."""
+    retires its slot (hp_retire: a release store of NULL); `join` waits
+    (servicing IPIs) until that mm is freed, as a parent reaps a child, so
+    that the reader's own process is torn down after it, not interleaved
+    with it (one teardown racing the reader is the demonstration)."""
 
-    def __init__(self, words, a_src: int):
+    def __init__(self, words, a_src: int, src_tid: int, src_slot: int):
         super().__init__(words)
-        self.a_src = a_src
+        self.a_src, self.src_tid, self.src_slot = a_src, src_tid, src_slot
 
     def run_task(self, cpu, task):
-        if self.words[:1] == ["exit"]:
+        if self.words[:1] == ["peek"]:
+            self.words.pop(0)
+            cpu.stats.ops += 1
+            mm = hazptr_load_try_protect(cpu, self.a_src)
+            if mm != NULL:
+                deref(cpu, mm, SITE_HP_READER)
+                cpu.store(cpu.a_hazard, NULL)
+            return task
+        if self.words[:1] == ["join"]:
+            self.words.pop(0)
+            a_gen = cpu.mem.mm_gen[self.src_slot]
+            cpu.spin_until(lambda: not cpu.load(a_gen) & 1)  # an even generation: freed
+            return task
+        if self.words[:1] == ["exit"] and task.tid == self.src_tid:
             cpu.store(self.a_src, NULL)  # exit_mm: current->mm = NULL, then mmput
         return super().run_task(cpu, task)
 
-    def wakeup(self, cpu):
-        if self.words[:1] != ["peek"]:
-            return super().wakeup(cpu)
-        self.words.pop(0)
-        mm = hazptr_load_try_protect(cpu, self.a_src)
-        if mm != NULL:
-            deref(cpu, mm, SITE_HP_READER)
-            cpu.strategy.mmdrop_lazy_tlb(cpu, mm)
-        return cpu.idle
-
 
 class HazptrTryProtect(Scenario):
-    """CPU 1 runs the only thread of a process and exits: the mm's teardown
-    is the reclaimer (__mmdrop -> hp_scan, then free). CPU 0 reads that
-    task's mm with hazptr_load_try_protect while it exits."""
+    """CPU 1 runs the only thread of process A and exits: the mm's teardown
+    is the reclaimer (__mmdrop -> hp_scan, then free). CPU 0's thread of
+    process B reads that task's mm with hazptr_load_try_protect meanwhile: a
+    user task, so its hazard slot is free (an idle CPU's holds its lazy mm,
+    init_mm included, and hp_allocate would refuse)."""
 
     def setup(self, state, n):
-        mm = boot_mm(state, 1, users=1)
-        state.field(state.task, "mm")[n] = mm
-        return [([], ["peek"]), ([Task(n, "thread1", mm, 1)], ["wake", "exit"])] + [([], ["idle"])] * (n - 2)
+        a = boot_mm(state, 1, users=1)
+        b = boot_mm(state, 2, users=1)
+        state.field(state.task, "mm")[n] = a
+        return ([([Task(n + 1, "reader", b, 0)], ["wake", "peek", "join", "exit"]),
+                 ([Task(n, "thread1", a, 1)], ["wake", "exit"])]
+                + [([], ["idle"])] * (n - 2))
 
     def script(self, state, words):
-        return HazptrScript(words, state.addr(state.task, state.ncpus, "mm"))
+        return HazptrScript(words, state.addr(state.task, state.ncpus, "mm"), state.ncpus, 1)
+
+
+# --- CPU hotplug: finish_cpu on a surviving CPU ---------------------------------
+class HotplugScript(Script):
+    """Adds two idle-quantum words: `down` (cpu_down: this CPU migrates its
+    tasks, leaves its lazy mm for init_mm and has the next online CPU run
+    finish_cpu for it; it stays offline, getting no IPIs) and `up` (cpu_up)."""
+
+    def wakeup(self, cpu):
+        if self.words[:1] == ["down"]:
+            self.words.pop(0)
+            assert cpu_down(cpu), "the last online CPU"
+            return cpu.idle
+        if self.words[:1] == ["up"]:
+            self.words.pop(0)
+            cpu_up(cpu)
+            return cpu.idle
+        return super().wakeup(cpu)
+
+
+class Hotplug(Scenario):
+    """Every CPU runs a thread of process A. CPU 1's thread exits first (its
+    idle task goes on lazily on A), then CPU 1 goes down and comes back up:
+    CPU 0, the control CPU, runs finish_cpu for it, while CPU 0's thread,
+    having slept (a lazy switch) and woken, exits: the last, it tears A down."""
+
+    def setup(self, state, n):
+        mm = boot_mm(state, 1, users=n)
+        per_cpu = [([Task(n, "thread0", mm, 0)], ["wake", "sleep", "idle", "wake", "exit", "idle"]),
+                   ([Task(n + 1, "thread1", mm, 1)], ["wake", "exit", "down", "up", "idle"])]
+        for c in range(2, n):
+            per_cpu.append(([Task(n + c, f"thread{c}", mm, c)], ["wake", "exit", "idle"]))
+        return per_cpu
+
+    def script(self, state, words):
+        return HotplugScript(words)
 
 
 SCENARIOS = {
@@ -255,9 +309,12 @@ SCENARIOS = {
                    "the other CPUs' threads of the process go lazy and come back; a CPU that runs user code "
                    "with a TLB older than the completed flush is a stale-tlb violation", 1),
         HazptrTryProtect("hazptr-try-protect", "(hazard strategies; a demonstration of --tso, not of the lazy-TLB "
-                         "protocol) CPU 0 reads the mm of CPU 1's exiting task with the RFC's generic "
-                         "hazptr_load_try_protect while CPU 1 tears it down", 1, Hazard),
+                         "protocol) CPU 0's thread of another process reads the mm of CPU 1's exiting task "
+                         "with the RFC's generic hazptr_load_try_protect while CPU 1 tears it down", 2, Hazard),
+        Hotplug("hotplug", "CPU 1's thread of a process exits, then CPU 1 goes down (cpu_down; CPU 0 runs "
+                "finish_cpu for it) and up again, while CPU 0's thread of the process sleeps, wakes and exits "
+                "last, tearing it down", 1, hotplug=True),
     )
 }
-# The lazy-TLB scenarios, which every strategy runs.
-LAZY_TLB_SCENARIOS = [name for name, s in SCENARIOS.items() if s.needs is None]
+# The lazy-TLB scenarios without hotplug, which every strategy runs.
+LAZY_TLB_SCENARIOS = [name for name, s in SCENARIOS.items() if s.needs is None and not s.hotplug]

@@ -32,6 +32,10 @@ def address_names(state: SharedState) -> dict[int, str]:
         names[state.addr(state.task, t, "mm")] = f"task{t}.mm"
     for f in state.control.offsets:
         names[state.addr(state.control, 0, f)] = f"control.{f}"
+    for c in range(n):  # x86's flush_tlb_info, one per initiating CPU (tlb.py's F_* offsets)
+        base = state.addr(state.flush_info, c, "mm")
+        for offset, f in zip(range(0, 40, 8), ("mm", "new_tlb_gen", "freed_tables", "initiating_cpu", "trim_cpumask")):
+            names[base + offset] = f"flush_tlb_info{c}.{f}"
     return names
 
 
