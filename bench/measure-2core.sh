@@ -16,13 +16,13 @@ mkdir -p "$out"
 uptime >&2
 percpu bench --cpus 1,2 --strategies refcount,tlbstate --repeat 5 --out "$out/bench-2core-bars.json"
 percpu bench --cpus 1,2 --repeat 5 --layout both --out "$out/bench-2core.json"
-python3 -m percpu.bench.fork_exit --cpus 2 --repeat 3 --duration 2 --out "$out/fork-exit-2core.json"
+python3 -P -m percpu.bench.fork_exit --cpus 2 --repeat 3 --duration 2 --out "$out/fork-exit-2core.json"
 for cost in 0 3600; do
     dir="$out/sweep-2core"; [ "$cost" = 0 ] || dir="$out/sweep-2core-switch$cost"
     rm -rf "$dir"  # a sweep writes into a new or empty directory
     percpu sweep --strategies all --cpus 1,2 --tasks-per-cpu 1,2 --workload context-switch-threads \
         --repeat 3 --switch-cost-ns "$cost" --out "$dir"
 done
-python3 -m percpu.bench.startup --cpus 2,8,32,64,128,256 --repeat 3 --out "$out/startup-2core.json"
-python3 -m percpu.bench.oversubscribed --cpus 2,64 --repeat 3 --duration 2 --out "$out/oversubscribed-2core.json"
+python3 -P -m percpu.bench.startup --cpus 2,8,32,64,128,256 --repeat 3 --out "$out/startup-2core.json"
+python3 -P -m percpu.bench.oversubscribed --cpus 2,64 --repeat 3 --duration 2 --out "$out/oversubscribed-2core.json"
 uptime >&2

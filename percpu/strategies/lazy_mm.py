@@ -32,8 +32,11 @@ class LazyMm(Strategy):
     safe_under = ("ipi",)
     # the mockup leaves finish_cpu alone; mapped onto 6.x, its mmdrop_lazy_tlb
     # (the unlazying clear) empties the surviving CPU's own rq->lazy_mm while
-    # that CPU may still be lazy on it: mm_fixup_lazy_refs then skips the CPU
-    # and the mm is freed under it (torture and explore's hotplug scenario)
+    # that CPU may still be lazy on it, so mm_fixup_lazy_refs skips the CPU.
+    # Torture under hotplug caught freed-while-loaded and
+    # page-table-use-after-free (fork-exit, 3 CPUs); the explorer's hotplug
+    # scenario finds it clean at 1 preemption (the exit flush moves that CPU
+    # off first) and a cpu_down window at 2 (README, percpu explore)
     hotplug_safe = False
     hooks_finish_task_switch = True  # drop_extra_mm_refs
 
