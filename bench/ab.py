@@ -20,6 +20,8 @@ import statistics
 import subprocess
 import sys
 
+from percpu.bench import write_document
+
 
 def run_once(command: list[str], strategy: str, cpus: int, workload: str, duration: float, extra: list[str]) -> dict:
     args = [*command, "run", "--strategy", strategy, "--cpus", str(cpus), "--workload", workload,
@@ -78,10 +80,7 @@ def main(argv=None) -> int:
     for row in doc["rows"]:
         print(f"{row['strategy']:<10} {row['cpus']:>4} {row['a_ns']:>9.1f} {row['b_ns']:>9.1f} "
               f"{row['paired_b_over_a']:>14.3f}x")
-    if args.out:
-        with open(args.out, "w") as f:
-            json.dump(doc, f, indent=1)
-            f.write("\n")
+    write_document(args.out, doc)
     return 0
 
 

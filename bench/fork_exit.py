@@ -5,7 +5,7 @@ and repeated, and prints medians of: ns per context switch (sampled, the lazy
 hooks included), teardown latency p50, IPIs and waiting per teardown, shared
 atomics per op.
 
-    python bench/fork_exit.py --cpus 2 --repeat 3 --duration 2 --out bench/results/fork-exit.json
+    python -P -m percpu.bench.fork_exit --cpus 2 --repeat 3 --duration 2 --out bench/results/fork-exit-2core.json
 """
 from __future__ import annotations
 

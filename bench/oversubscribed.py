@@ -9,13 +9,13 @@ their share of the time, timeouts, kicks).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import sys
 import time
 
 from percpu import engine
+from percpu.bench import write_document
 from percpu.workers.pool import RunParams, run
 from percpu.workers.results import machine_info
 
@@ -63,10 +63,7 @@ def main(argv=None) -> int:
     for r in doc["rows"]:
         print(f"{r['workload']:<26} {r['cpus']:>4} {r['ops_per_s']:>10,.0f} {r['of_base']:>8.3f} "
               f"{r['halted_share']:>7.3f} {r['halt_timeouts']:>9,.0f} {r['kicks']:>9,.0f}")
-    if args.out:
-        with open(args.out, "w") as f:
-            json.dump(doc, f, indent=1)
-            f.write("\n")
+    write_document(args.out, doc)
     return 0
 
 

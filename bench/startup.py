@@ -27,6 +27,8 @@ import subprocess
 import sys
 import time
 
+from percpu.bench import write_document
+
 
 def run_once(command: list[str], cpus: int, duration: float, timeout: float) -> dict:
     args = [*command, "run", "--cpus", str(cpus), "--duration", repr(duration), "--json"]
@@ -102,10 +104,7 @@ def main(argv=None) -> int:
         print(f"{row['cpus']:>5} {startup:>11} {row['wall_s']:>8.2f}")
     for g in doc["startup_growth"]:
         print(f"start-up from {g['from_cpus']} to {g['to_cpus']} CPUs grows as N^{g['exponent']:g}")
-    if args.out:
-        with open(args.out, "w") as f:
-            json.dump(doc, f, indent=1)
-            f.write("\n")
+    write_document(args.out, doc)
     return 0
 
 
