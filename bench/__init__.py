@@ -1,6 +1,7 @@
 """Benchmarks (installed as percpu.bench): `percpu bench` (roundtrip.py, the
 emulator against a native C reference), fork_exit.py, startup.py,
-oversubscribed.py, handoff.py and ab.py, each run as
+oversubscribed.py, handoff.py, ab.py and explore.py (the explorer's
+figures), each run as
 `python -P -m percpu.bench.NAME`. Results of committed runs are in
 bench/results/."""
 import json

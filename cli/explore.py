@@ -110,7 +110,13 @@ def explore_command(
     _say(f"explored {_describe(cfg)}: {_how(report, max_schedules, seed)}")
     _say(_counts(report))
     if report.best is None:
-        _say("SAFE: no violation" + ("" if report.exhaustive else " in the schedules explored"))
+        if not report.exhausted and seed is None:  # stopped by the limit: no verdict on what is left
+            done = (f"; every bound up to {report.bound - 1} was explored to its end"
+                    if report.mode == "bounded" and report.bound else "")
+            _say(f"NO VERDICT: no violation in the {report.schedules} schedules explored, but the search stopped "
+                 f"at --max-schedules{done}: raise it to go on")
+        else:
+            _say("SAFE: no violation" + ("" if report.exhaustive else " in the schedules explored"))
         raise typer.Exit(0)
     names = _names(cfg)
     _print_violation(report.best, cfg, names)

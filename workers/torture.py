@@ -46,8 +46,10 @@ def torture(params: TortureParams, on_round=None) -> dict:
         # broadcast flushes need 6.15+; a strategy runs only where it claims to be safe
         flush = rng.choice([f for f in FLUSHES if f in STRATEGIES[strategy].safe_under
                             and (f == "ipi" or KERNELS[kernel].flush_switching)] or ["ipi"])
-        faults = params.faults if STRATEGIES[strategy].hotplug_safe else tuple(
-            f for f in params.faults if f != "hotplug")
+        # hotplug only where the scheme survives it: 6.14+ (sched_force_init_mm);
+        # 6.12's cpu_down window catches every scheme (README: percpu explore)
+        hotplug = STRATEGIES[strategy].hotplug_safe and KERNELS[kernel].force_init_mm
+        faults = params.faults if hotplug else tuple(f for f in params.faults if f != "hotplug")
         round_params = RunParams(
             strategy=strategy,
             workload=rng.choice(sorted(WORKLOADS)),

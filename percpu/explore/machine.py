@@ -10,9 +10,10 @@ operation on the same SharedState. The interrupt points the workers poll
 
 Waiting: a CPU that spins (`spin_until`, `idle_until`: IPI acks, hazard
 slots, barriers) and finds its condition false is *blocked*: it is not
-offered as a choice until some other CPU has made a shared write (a store
-reaching memory, an atomic). A spin therefore costs one iteration per write
-that might end it, never an unbounded number of schedules. If every CPU left
+offered as a choice until a word that its failed try read has been written
+(a store reaching memory, an atomic; any word, if the try took an IPI). A
+spin therefore costs one iteration per write that might end it, never an
+unbounded number of schedules. If every CPU left
 is blocked, the schedule is a deadlock (the kernel's CSD-lock warning).
 
 Memory model (`tso=True`): each CPU gets an x86-TSO store buffer. A store
@@ -21,7 +22,10 @@ to that address, else memory; `smp_mb` and every atomic read-modify-write
 (x86 `lock`-prefixed) drain the buffer first. The oldest buffered store of a
 CPU reaching memory is an actor of its own ("flush CPU n"); by default
 stores stay buffered as long as anything else can run (the adversarial
-choice), and flushing one earlier costs a preemption. A store still buffered
+choice), and flushing one earlier costs a preemption. A flush is offered
+only where it can matter (`NextSteps.flush_matters`: another CPU's
+next access, or another buffer, touches one of its words) or costs
+nothing; a flush commutes with every other step, so that loses nothing. A store still buffered
 when its CPU's program ends reaches memory as a choice of its own too, so
 another CPU may read around it as long as it stays buffered (x86 has no
 drain at the end of a program: store buffering outlives it).
@@ -129,17 +133,26 @@ class ExplorerWaits:
 
     def _wait(self, done, probe_site) -> None:
         memory, sched = self.explorer.memory, self.explorer.sched
+        c = self.id
         while True:
             memory.waits = True  # a write reaching memory from now on wakes this try
-            epoch, history, ipi_seen = memory.write_epoch, memory.history[self.id], self.ipi_seen
+            epoch, history, ipi_seen = memory.write_epoch, memory.history[c], self.ipi_seen
+            memory.try_reads[c] = tried = set()
             if done():
+                memory.try_reads[c] = None
                 return
             self.interrupt_point()
             if probe_site is not None and self.is_lazy:
                 probe(self, probe_site)
+            memory.try_reads[c] = None
             # a failed try that took no IPI left this CPU as it was (a probe
-            # that finds a violation ends the schedule): forget its loads
-            sched.block(self.id, epoch, history if self.ipi_seen == ipi_seen else None)
+            # that finds a violation ends the schedule): forget its loads,
+            # and only a write to a word it read can make the next try differ;
+            # one that took an IPI changed this CPU: any write wakes it
+            if self.ipi_seen == ipi_seen:
+                sched.block(c, epoch, history, frozenset(tried))
+            else:
+                sched.block(c, epoch)
 
     def heartbeat(self) -> None:
         pass
@@ -186,6 +199,7 @@ class Memory:
         self.buffers = [[] for _ in range(n)]
         self.history = [0] * n
         self.write_epoch = 0  # bumped by every write that reaches memory
+        self.written_at: dict = {}  # word -> the epoch of its last write
         self.steps: list[Step] = []
         self.barriers_dropped = 0  # smp_mb() calls removed (install_atomics)
         self.a_violations = a_violations
@@ -197,6 +211,7 @@ class Memory:
         self.writes: set = set()
         self.waits = False
         self._epoch_mark = 0
+        self.try_reads: list = [None] * n  # per CPU in a wait's try: the words it has read so far
 
     @classmethod
     def of_segment(cls, state: SharedState, n: int, tso: bool) -> "Memory":
@@ -226,7 +241,11 @@ class Memory:
     def write(self, addr, value):
         """A store reaching memory."""
         _atomic.store_release(addr, value)
+        self.wrote(addr)
+
+    def wrote(self, addr):
         self.write_epoch += 1
+        self.written_at[addr] = self.write_epoch
         self.writes.add(addr)
 
     def ghost(self, key, write: bool) -> None:
@@ -265,13 +284,15 @@ def install_atomics(cpu, memory: Memory, point, drop_barrier: str) -> None:
     buffer under TSO) and logged. An smp_mb() called by `drop_barrier` is not
     there at all (memory.barriers_dropped counts them)."""
     c, tso, buffers = cpu.id, memory.tso, memory.buffers
-    observed, record, reads = memory.observed, memory.record, memory.reads
+    observed, record, reads, try_reads = memory.observed, memory.record, memory.reads, memory.try_reads
 
     def load(addr):
         if not observed(addr):
             return _atomic.load_acquire(addr)
-        point(c)
+        point(c, addr)
         reads.add(addr)
+        if try_reads[c] is not None:
+            try_reads[c].add(addr)
         value = None
         if tso:
             for a, v in reversed(buffers[c]):
@@ -286,7 +307,7 @@ def install_atomics(cpu, memory: Memory, point, drop_barrier: str) -> None:
     def store(addr, value):
         if not observed(addr):
             return _atomic.store_release(addr, value)
-        point(c)
+        point(c, 0 if tso else addr)  # under TSO it goes into its own buffer: nobody else's business yet
         if tso:
             buffers[c].append((addr, value))  # its own buffer: nothing shared is touched yet
         else:
@@ -299,12 +320,11 @@ def install_atomics(cpu, memory: Memory, point, drop_barrier: str) -> None:
         def atomic(addr, *args):
             if not observed(addr):
                 return real(addr, *args)
-            point(c)
+            point(c, addr, True)
             drained = memory.drain(c) if tso else 0
             result = real(addr, *args)
-            memory.write_epoch += 1
+            memory.wrote(addr)
             reads.add(addr)
-            memory.writes.add(addr)
             record(c, op if not drained else f"{op} (drains {drained})", addr, args, result)
             return result
 
@@ -314,7 +334,7 @@ def install_atomics(cpu, memory: Memory, point, drop_barrier: str) -> None:
         if drop_barrier and sys._getframe(1).f_code.co_name == drop_barrier:
             memory.barriers_dropped += 1  # as if the line were not there: not even a scheduling point
             return
-        point(c)
+        point(c, 0, True)
         drained = memory.drain(c) if tso else 0
         record(c, "smp_mb" if not drained else f"smp_mb (drains {drained})", 0, (), None)
 
@@ -363,6 +383,62 @@ class Handoff:
                 raise _Stop()
 
 
+class NextSteps:
+    """What each CPU does next, as far as the choices need it: the access it
+    waits to make at its scheduling point, or for a blocked CPU the words its
+    failed try read and the write epoch it blocked at. `status` is the
+    Interleaving's (RUNNABLE, BLOCKED, DONE per CPU)."""
+
+    def __init__(self, n: int, memory: Memory, status: list):
+        self.n, self.memory, self.status = n, memory, status
+        self.pending: list = [None] * n  # (word it touches or 0, whether it drains its buffer); None: not started
+        self.wait_reads: list = [None] * n  # a blocked CPU's: the words its next try reads (None: any)
+        self.block_epoch = [0] * n
+
+    def blocked(self, c, epoch, reads) -> None:
+        self.wait_reads[c], self.block_epoch[c] = reads, epoch
+
+    def woken(self, c) -> bool:
+        """A blocked CPU may go once a word its failed try read has been
+        written since (a try that reads the same values fails the same way),
+        or (reads None) once any word has."""
+        epoch, reads, memory = self.block_epoch[c], self.wait_reads[c], self.memory
+        if reads is None:
+            return memory.write_epoch > epoch
+        written_at = memory.written_at
+        return any(written_at.get(a, 0) > epoch for a in reads)
+
+    def flush_matters(self, c) -> bool:
+        """Whether a step that does not commute with flushing a word of CPU
+        c's buffer could come next: another CPU's next access touching it (a
+        load that would see it, an atomic or a drain ordered with it) or
+        another buffer's flush of the same word. A flush commutes with
+        everything else, so one not taken now is the same as one taken
+        later, just before such a step: only there is it offered (and
+        wherever it costs no preemption, as before)."""
+        memory = self.memory
+        words = {a for a, _ in memory.buffers[c]}
+        for j in range(self.n):
+            if j == c:
+                continue
+            if any(a in words for a, _ in memory.buffers[j]):
+                return True
+            if self.status[j] == DONE:
+                continue
+            if self.status[j] == BLOCKED:
+                reads = self.wait_reads[j]
+                if reads is None or reads & words:
+                    return True
+                continue
+            pending = self.pending[j]
+            if pending is None:
+                return True
+            addr, drains = pending
+            if addr in words or (drains and any(a in words for a, _ in memory.buffers[j])):
+                return True
+        return False
+
+
 class Interleaving(Handoff):
     """Who runs: one CPU thread at a time, handed over at scheduling points.
     Where more than one actor could go (a CPU, or under TSO a store buffer
@@ -379,7 +455,7 @@ class Interleaving(Handoff):
         self.prefix, self.chooser, self.visited, self.fingerprints = prefix, chooser, visited, fingerprints
         self.por, self.bounded = por, bounded
         self.status = [RUNNABLE] * n
-        self.block_epoch = [0] * n
+        self.next = NextSteps(n, memory, self.status)
         self.actor = 0  # whose step is in progress (CPU 0 starts)
         self.decisions: list = []
         self.preemptions = 0
@@ -390,16 +466,18 @@ class Interleaving(Handoff):
         memory, out = self.memory, []
         for c in range(self.n):
             st = self.status[c]
-            if st == RUNNABLE or (st == BLOCKED and memory.write_epoch > self.block_epoch[c]):
+            if st == RUNNABLE or (st == BLOCKED and self.next.woken(c)):
                 out.append(c)
         if memory.tso:
-            out.extend(self.n + c for c in range(self.n) if memory.buffers[c])
+            free = self.current not in out  # the running CPU cannot go: a flush costs nothing
+            out.extend(self.n + c for c in range(self.n)
+                       if memory.buffers[c] and (free or self.next.flush_matters(c)))
         return out
 
     def fingerprint(self):
         memory = self.memory
         cpus = tuple(
-            (memory.history[c], self.status[c] == BLOCKED and memory.write_epoch <= self.block_epoch[c],
+            (memory.history[c], self.status[c] == BLOCKED and not self.next.woken(c),
              self.status[c], tuple(memory.buffers[c]))
             for c in range(self.n)
         )
@@ -481,22 +559,24 @@ class Interleaving(Handoff):
     def fail(self, kind, message):
         self.extra_violations.append({"kind": kind, "message": message})
 
-    def point(self, c):
-        """A scheduling point of CPU c, before its next shared access."""
+    def point(self, c, addr=0, drains=False):
+        """A scheduling point of CPU c, before its next shared access (of
+        word `addr`, 0 for none; `drains`: it drains c's store buffer)."""
         if self.stopped:
             raise _Stop()
+        self.next.pending[c] = (addr, drains)
         if self.memory.violated():
             self.outcome = "violation"
             self.switch_to(c, None)
         self.switch_to(c, self.decide())
 
-    def block(self, c, epoch, history=None):
+    def block(self, c, epoch, history=None, reads=None):
         if self.stopped:
             raise _Stop()
         if history is not None:
             self.memory.history[c] = history
         self.status[c] = BLOCKED
-        self.block_epoch[c] = epoch
+        self.next.blocked(c, epoch, reads)
         self.switch_to(c, self.decide())
         self.status[c] = RUNNABLE  # it runs again: it was woken (or never slept)
 

@@ -11,7 +11,7 @@ from percpu.explore.search import Config, Report
 from percpu.linux.include_.linux.version import FLUSHES, KERNELS, kernel_for
 from percpu.machine.segment import INIT_MM, LOADED_MM_SWITCHING, NULL, SharedState
 
-FORMAT = "percpu.explore/1"
+FORMAT = "percpu.explore/2"
 
 
 def address_names(state: SharedState) -> dict[int, str]:
@@ -131,6 +131,9 @@ def load_schedule(path: str) -> tuple[Config, dict]:
         raise ScheduleError(f"cannot read it: {exc}") from None
     except json.JSONDecodeError as exc:
         raise ScheduleError(f"not JSON: {exc}") from None
+    if isinstance(doc, dict) and doc.get("format") == "percpu.explore/1":
+        raise ScheduleError("a percpu.explore/1 schedule: its choices are those of the explorer before 2026-12, "
+                            "which offered more of them; explore again to write a percpu.explore/2 one")
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
         raise ScheduleError(f"not a {FORMAT} schedule")
     strategy = _field(doc, "strategy", str, "a strategy name")

@@ -36,8 +36,9 @@ class Hazard(Strategy):
     source = ("Desnoyers, [RFC PATCH v2 3/4] hp: Implement Hazard Pointers and [RFC PATCH v2 4/4] sched+mm: "
               "Use hazard pointers to track lazy active mm existence, LKML 4 Oct 2024")
     lazy_grab_is_barrier = True  # its smp_mb()
-    # finish_cpu's mmdrop_lazy_tlb clears the surviving CPU's own slot, and the
-    # dead CPU's slot keeps its lazy mm: hp_scan then waits on it forever
+    # finish_cpu's mmdrop_lazy_tlb clears the surviving CPU's own slot, whatever
+    # it protects; on 6.12 the dead CPU's slot also keeps its lazy mm, and
+    # hp_scan then waits on it forever (6.14+'s sched_force_init_mm clears it)
     hotplug_safe = False
 
     def mmgrab_lazy_tlb(self, cpu, mm):

@@ -34,9 +34,9 @@ class LazyMm(Strategy):
     # (the unlazying clear) empties the surviving CPU's own rq->lazy_mm while
     # that CPU may still be lazy on it, so mm_fixup_lazy_refs skips the CPU.
     # Torture under hotplug caught freed-while-loaded and
-    # page-table-use-after-free (fork-exit, 3 CPUs); the explorer's hotplug
-    # scenario finds it clean at 1 preemption (the exit flush moves that CPU
-    # off first) and a cpu_down window at 2 (README, percpu explore)
+    # page-table-use-after-free (fork-exit, 3 CPUs); the explorer's 2-CPU
+    # hotplug scenario finds it clean (the exit flush moves that CPU off
+    # first) except in 6.12's cpu_down window, which every scheme has
     hotplug_safe = False
     hooks_finish_task_switch = True  # drop_extra_mm_refs
 

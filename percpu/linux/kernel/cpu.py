@@ -1,6 +1,8 @@
 """kernel/cpu.c: CPU hotplug, Linux 6.12's, as the hazard-pointer RFC (based
 on 6.11.1) met it: a CPU going offline (cpu_down), the control CPU's
-finish_cpu once it is dead, and its coming back (cpu_up).
+finish_cpu once it is dead, and its coming back (cpu_up). 6.18 (6.14+)
+first leaves any lazy mm for init_mm (sched_force_init_mm, from
+sched_cpu_wait_empty), while the CPU is still online.
 
 The dying CPU (its hotplug thread, then its idle task): leaves
 cpu_online_mask (__cpu_disable), preempts its current task, migrates every
@@ -18,7 +20,7 @@ from __future__ import annotations
 
 from percpu.linux.include_.linux.cpumask import set_cpu_online
 from percpu.linux.kernel.sched.core import (next_online_cpu, boot_idle, has_live_tasks, idle_task_exit, migrate_task,
-                                            preempt_to_idle)
+                                            preempt_to_idle, sched_force_init_mm)
 from percpu.linux.kernel.smp import flush_smp_call_function_queue, ipi_function, smp_call_function_single
 from percpu.machine.segment import INIT_MM
 
@@ -28,6 +30,9 @@ def cpu_down(cpu) -> bool:
     if cpu.fetch_add(cpu.mem.online_count, -1) <= 1:  # never the last one
         cpu.fetch_add(cpu.mem.online_count, 1)
         return False
+    if cpu.kernel.force_init_mm:  # 6.14+: sched_cpu_wait_empty, before the teardown
+        preempt_to_idle(cpu)
+        sched_force_init_mm(cpu)
     cpu.online = False
     set_cpu_online(cpu, cpu.id, False)  # __cpu_disable
     preempt_to_idle(cpu)

@@ -2,4 +2,4 @@
 cdef class Kernel:
     cdef readonly str version
     cdef readonly bint lazy_mm_cpumask, trim_cpumask, flush_switching, switching_before_cpumask
-    cdef readonly bint local_cond_after_remote, invlpgb
+    cdef readonly bint local_cond_after_remote, force_init_mm, invlpgb

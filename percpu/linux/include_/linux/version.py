@@ -6,7 +6,7 @@ by IPIs or by broadcast (`--flush`).
 from __future__ import annotations
 
 FEATURES = ("lazy_mm_cpumask", "trim_cpumask", "flush_switching", "switching_before_cpumask",
-            "local_cond_after_remote", "invlpgb")
+            "local_cond_after_remote", "force_init_mm", "invlpgb")
 
 
 class Kernel:
@@ -17,7 +17,8 @@ class Kernel:
     __slots__ = ("version", *FEATURES)
 
     def __init__(self, version: str, *, lazy_mm_cpumask: bool, trim_cpumask: bool, flush_switching: bool,
-                 switching_before_cpumask: bool, local_cond_after_remote: bool, invlpgb: bool = False):
+                 switching_before_cpumask: bool, local_cond_after_remote: bool, force_init_mm: bool,
+                 invlpgb: bool = False):
         self.version = version
         # 209954cbc7d0 "x86/mm/tlb: Update mm_cpumask lazily" (6.14): a CPU
         # stays in prev's mm_cpumask; flush_tlb_func clears a stale bit
@@ -36,6 +37,10 @@ class Kernel:
         # Yury Norov's smp_call_function_many_cond() rework (6.17): the local
         # cond_func is evaluated after the remote calls are sent
         self.local_cond_after_remote = local_cond_after_remote
+        # 21641bd9a7a7 "lazy tlb: fix hotplug exit race with
+        # MMU_LAZY_TLB_SHOOTDOWN" (6.14): a CPU going down leaves its lazy
+        # mm for init_mm in sched_cpu_wait_empty, before __cpu_disable
+        self.force_init_mm = force_init_mm
         # AMD INVLPGB broadcast TLB flushes with a global ASID for every mm
         # (Rik van Riel's series, merged for 6.15): `--flush broadcast`
         self.invlpgb = invlpgb
@@ -49,9 +54,9 @@ class Kernel:
 
 
 LINUX_6_12 = Kernel("6.12", lazy_mm_cpumask=False, trim_cpumask=False, flush_switching=False,
-                    switching_before_cpumask=False, local_cond_after_remote=False)
+                    switching_before_cpumask=False, local_cond_after_remote=False, force_init_mm=False)
 LINUX_6_18 = Kernel("6.18", lazy_mm_cpumask=True, trim_cpumask=True, flush_switching=True,
-                    switching_before_cpumask=True, local_cond_after_remote=True)
+                    switching_before_cpumask=True, local_cond_after_remote=True, force_init_mm=True)
 KERNELS = {k.version: k for k in (LINUX_6_12, LINUX_6_18)}
 FLUSHES = ("ipi", "broadcast")
 

@@ -230,11 +230,30 @@ def has_live_tasks(cpu) -> bool:
     return any(not task.dead for task in cpu.rq)
 
 
+def sched_force_init_mm(cpu) -> None:
+    """6.14+ (21641bd9a7a7), from sched_cpu_wait_empty on the CPU going
+    down, once no user task is left on it and before __cpu_disable: drop a
+    lazy mm and switch to init_mm (finish_cpu drops the init_mm reference).
+    Before it the CPU stayed on the lazy mm until idle_task_exit, after
+    __cpu_disable: offline, it got no flush IPIs while it still had the mm
+    loaded."""
+    idle, strategy = cpu.idle, cpu.strategy
+    mm = idle.active_mm if strategy.tracks_active_mm else cpu.loaded_mm
+    if mm == INIT_MM:
+        return
+    if strategy.tracks_active_mm:
+        strategy.mmgrab_lazy_tlb(cpu, INIT_MM)
+        idle.active_mm = INIT_MM
+    switch_mm_irqs_off(cpu, mm, INIT_MM)
+    if strategy.tracks_active_mm:
+        strategy.mmdrop_lazy_tlb(cpu, mm)
+
+
 def idle_task_exit(cpu) -> None:
     """The idle task of a CPU going offline leaves any lazy mm for init_mm
     (switch_mm; its active_mm is left as it was: finish_cpu, run on a
-    surviving CPU, cleans that up). 6.12's; the kernel's later
-    sched_force_init_mm is not modelled."""
+    surviving CPU, cleans that up). 6.12's; in 6.14+ sched_force_init_mm
+    has done that already."""
     probe(cpu, SITE_FINAL_PROBE)
     idle = cpu.idle
     mm = idle.active_mm if cpu.strategy.tracks_active_mm else cpu.loaded_mm

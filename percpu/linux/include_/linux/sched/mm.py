@@ -29,7 +29,9 @@ class Strategy:
     #: the flush models (linux/include_/linux/version.py FLUSHES) under which
     #: the scheme keeps both lifetimes safe; elsewhere the checker must catch it
     safe_under = ("ipi", "broadcast")
-    #: CPU hotplug keeps it safe (finish_cpu runs on a surviving CPU)
+    #: CPU hotplug keeps it safe (finish_cpu runs on a surviving CPU), on
+    #: 6.14+: before sched_force_init_mm (6.12) a CPU going down stays on its
+    #: lazy mm while offline, out of every flush, and no scheme survives that
     hotplug_safe = True
     #: it overrides finish_task_switch (the scheduler skips the call otherwise)
     hooks_finish_task_switch = False
