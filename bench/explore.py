@@ -28,10 +28,10 @@ percpu.use_engine("interpreted")  # the explorer's engine, chosen before any eng
 
 from percpu.bench import write_document  # noqa: E402
 from percpu.explore.litmus import load_test, run_test  # noqa: E402
+from percpu.explore.scenarios import LAZY_TLB_SCENARIOS as LAZY_TLB  # noqa: E402
 from percpu.explore.search import Config, Report, explore  # noqa: E402
-
-SAFE = ("refcount", "shootdown", "hazard", "lazy-mm", "tlbstate")
-LAZY_TLB = ("exit-race", "fork-exit", "double-teardown", "munmap-race")
+from percpu.linux.include_.linux.version import FLUSHES  # noqa: E402
+from percpu.strategies import SAFE_STRATEGIES as SAFE  # noqa: E402
 
 
 class OutOfTime(Exception):
@@ -61,7 +61,7 @@ def tables(only):
             rows += [("safe", Config(s, scenario, cpus), bound) for scenario in LAZY_TLB for s in SAFE]
     if "flush" in only:
         rows += [("flush", Config(s, "exit-race", 2, flush=flush), 1)
-                 for s in (*SAFE, "unsafe") for flush in ("ipi", "broadcast")]
+                 for s in (*SAFE, "unsafe") for flush in FLUSHES]
     if "hotplug" in only:
         rows += [("hotplug", Config(s, "hotplug", 2, kernel=kernel), 2) for s in SAFE for kernel in ("6.12", "6.18")]
     if "unbounded" in only:
