@@ -284,13 +284,13 @@ def halt(cpu) -> bool:
     # once more off the core before sleeping: the partner just woken on it
     # often answers while we yield, which spares a futex sleep and wake
     # (measured: 2.2x the 64-CPU ping-pong on 2 cores)
+    stats = cpu.stats
     sched_yield()
-    cpu.stats.yields += 1
+    stats.yields += 1
     if cpu.load(a_halted) != HALTED:
         return False  # kicked meanwhile
     woken = futex_wait(a_halted, HALTED, timeout)
     cpu.store(a_halted, AWAKE)
-    stats = cpu.stats
     stats.halts += 1
     stats.halted_ns += perf_counter_ns() - start
     if not woken:

@@ -238,14 +238,15 @@ def sched_force_init_mm(cpu) -> None:
     __cpu_disable: offline, it got no flush IPIs while it still had the mm
     loaded."""
     idle, strategy = cpu.idle, cpu.strategy
-    mm = idle.active_mm if strategy.tracks_active_mm else cpu.loaded_mm
-    if mm == INIT_MM:
+    if not strategy.tracks_active_mm:  # no active_mm, no lazy reference: the switch alone
+        if cpu.loaded_mm != INIT_MM:
+            switch_mm_irqs_off(cpu, cpu.loaded_mm, INIT_MM)
         return
-    if strategy.tracks_active_mm:
+    mm = idle.active_mm
+    if mm != INIT_MM:
         strategy.mmgrab_lazy_tlb(cpu, INIT_MM)
         idle.active_mm = INIT_MM
-    switch_mm_irqs_off(cpu, mm, INIT_MM)
-    if strategy.tracks_active_mm:
+        switch_mm_irqs_off(cpu, mm, INIT_MM)
         strategy.mmdrop_lazy_tlb(cpu, mm)
 
 
