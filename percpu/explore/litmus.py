@@ -131,17 +131,19 @@ def _parse_init(lines):
     start = next((k for k, (_, line) in enumerate(lines) if "{" in line), None)
     if start is None:
         raise LitmusError(f"line {lines[0][0]}: no initial state '{{ ... }}'")
-    end = next((k for k in range(start, len(lines)) if "}" in lines[k][1]), None)
+    opened = lines[start][1].index("{") + 1
+
+    def closing(k):  # where line k closes the block (-1: it does not); a '}' before the '{' does not
+        return lines[k][1].find("}", opened if k == start else 0)
+
+    end = next((k for k in range(start, len(lines)) if closing(k) >= 0), None)
     if end is None:
         raise LitmusError(f"line {lines[start][0]}: the initial state '{{' is never closed")
+    closed = closing(end)
     init = {}
     for k in range(start, end + 1):
         n, line = lines[k]
-        part = line
-        if k == start:
-            part = part[part.index("{") + 1:]
-        if k == end:
-            part = part[:part.index("}")]
+        part = line[opened if k == start else 0:closed if k == end else len(line)]
         for item in part.split(";"):
             item = item.strip()
             if not item:
@@ -151,7 +153,7 @@ def _parse_init(lines):
                 raise LitmusError(f"line {n}: cannot read initial value {item!r} (expected x=1 or 0:EAX=1)")
             proc, loc, value = m.groups()
             init[_location(proc, loc, n)] = int(value, 0)
-    tail = lines[end][1][lines[end][1].index("}") + 1:]
+    tail = lines[end][1][closed + 1:]
     after = ([(lines[end][0], tail)] if tail.strip() else []) + lines[end + 1:]
     return init, after
 
